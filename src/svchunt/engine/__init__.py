@@ -1,0 +1,1 @@
+"""svchunt.engine"""

@@ -1,0 +1,221 @@
+"""The data every stage passes on: normalised events, problems met while reading, signals and alerts.
+
+Kept deliberately small and dependency-free so that sources, engine, correlator, outputs and the
+real-time mode all speak the same language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+
+
+@dataclass(slots=True)
+class Event:
+    """One Windows event in the normalised form.
+
+    `fields` uses Sigma's Windows field names: `EventID` (int), `Channel`, `Provider_Name`, `Computer`,
+    `EventRecordID`, and the event-data fields under their own names (`Image`, `CommandLine`,
+    `ServiceName`, `ImagePath`, ...). Values are `str`, `int` or `None`. Derived fields added during
+    normalisation (for example `ImagePathNormalised`) live there too.
+
+    `timestamp` is ISO 8601 UTC with fixed width (`2019-03-19T00:41:29.008000Z`) so that it sorts as text.
+    `source` is the input path as given, or `archive.zip!member`. `record_id` is the EventRecordID
+    (what Event Viewer shows) or the shape's record number; `line` is the JSON line number (1-based) or
+    None for EVTX; `header_record_id` is the EVTX record-header number, kept as extra provenance.
+    """
+
+    fields: dict[str, Any]
+    timestamp: str | None
+    source: str
+    record_id: int | None = None
+    line: int | None = None
+    header_record_id: int | None = None
+
+    @property
+    def event_id(self) -> int | None:
+        value = self.fields.get("EventID")
+        return value if isinstance(value, int) else None
+
+    @property
+    def channel(self) -> str | None:
+        return self.fields.get("Channel")
+
+    @property
+    def computer(self) -> str | None:
+        return self.fields.get("Computer")
+
+
+@dataclass(slots=True, frozen=True)
+class Problem:
+    """A record or file that could not be read: reported, counted, never silently dropped."""
+
+    source: str
+    position: str  # "record 12", "line 7", "chunk 3", "member ../x", "file"
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class Evidence:
+    source: str
+    record_id: int | None
+    event_id: int | None
+    channel: str | None
+    timestamp: str | None = None
+    line: int | None = None
+    header_record_id: int | None = None
+
+    @classmethod
+    def of(cls, event: Event) -> Evidence:
+        return cls(
+            source=event.source,
+            record_id=event.record_id,
+            event_id=event.event_id,
+            channel=event.channel,
+            timestamp=event.timestamp,
+            line=event.line,
+            header_record_id=event.header_record_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source,
+            "record_id": self.record_id,
+            "event_id": self.event_id,
+            "channel": self.channel,
+            "timestamp": self.timestamp,
+        }
+        if self.line is not None:
+            out["line"] = self.line
+        if self.header_record_id is not None:
+            out["header_record_id"] = self.header_record_id
+        return out
+
+
+@dataclass(slots=True, frozen=True)
+class RuleInfo:
+    """What an alert needs to know about the rule that raised it."""
+
+    rule_id: str
+    title: str
+    level: str = "medium"
+    tags: tuple[str, ...] = ()
+    covers: tuple[str, ...] = ()
+    name: str | None = None  # Sigma `name:` — correlations may reference rules by it
+    description: str = ""
+    falsepositives: tuple[str, ...] = ()
+    path: str | None = None
+
+    @property
+    def techniques(self) -> list[str]:
+        """ATT&CK technique ids from tags such as `attack.t1543.003` → `T1543.003`."""
+        out = []
+        for tag in self.tags:
+            low = tag.lower()
+            if low.startswith("attack.t") and low[8:9].isdigit():
+                out.append(tag[7:].upper())
+        return out
+
+
+@dataclass(slots=True)
+class Signal:
+    """One rule matched one event: what the correlator consumes."""
+
+    rule: RuleInfo
+    event: Event
+
+
+@dataclass(slots=True)
+class Alert:
+    rule: RuleInfo
+    timestamp: str | None
+    computer: str | None
+    evidence: list[Evidence]
+    fields: dict[str, Any]
+    kind: str = "detection"  # "detection" | "correlation" | "baseline"
+    group: dict[str, Any] = field(default_factory=dict)  # correlation group-by values
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alert_id(self) -> str:
+        """Deterministic: the same rule on the same evidence always gives the same id."""
+        key = [self.rule.rule_id, self.kind] + [
+            (e.source, e.record_id, e.line, e.header_record_id) for e in self.evidence
+        ]
+        return hashlib.sha256(orjson.dumps(key)).hexdigest()[:32]
+
+    def sort_key(self) -> tuple:
+        first = self.evidence[0] if self.evidence else None
+        return (
+            self.timestamp or "",
+            self.computer or "",
+            self.rule.rule_id,
+            first.source if first else "",
+            (first.record_id or 0) if first else 0,
+            (first.line or 0) if first else 0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "rule_id": self.rule.rule_id,
+            "title": self.rule.title,
+            "level": self.rule.level,
+            "tags": list(self.rule.tags),
+            "techniques": self.rule.techniques,
+            "covers": list(self.rule.covers),
+            "timestamp": self.timestamp,
+            "computer": self.computer,
+            "group": self.group,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "fields": self.fields,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+def alert_from_signal(signal: Signal) -> Alert:
+    event = signal.event
+    return Alert(
+        rule=signal.rule,
+        timestamp=event.timestamp,
+        computer=event.computer,
+        evidence=[Evidence.of(event)],
+        fields=dict(event.fields),
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class Refusal:
+    """A rule the engine will not run, and why: listed, never dropped silently."""
+
+    path: str
+    rule_id: str | None
+    title: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class RunStats:
+    files: int = 0
+    records_read: int = 0
+    records_skipped: int = 0
+    records_matched: int = 0  # events that matched at least one rule
+    rules_loaded: int = 0
+    correlations_loaded: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class HuntResult:
+    alerts: list[Alert]
+    stats: RunStats
+    problems: list[Problem]
+    refused: list[Refusal]
+    notes: list[str] = field(default_factory=list)  # e.g. "first run on host X: baseline only"
