@@ -10,6 +10,8 @@ import click
 COMMANDS: dict[str, str] = {
     "hunt": "svchunt.cli.hunt:hunt",
     "rules": "svchunt.cli.rules:rules",
+    "report": "svchunt.cli.report:report",
+    "query": "svchunt.cli.query:query",
 }
 
 

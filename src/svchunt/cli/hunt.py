@@ -1,0 +1,140 @@
+"""`svchunt hunt PATH...` — run the rules over logs and report alerts."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from svchunt.model import LEVELS
+
+
+def _timestamp(value: str | None, name: str) -> str | None:
+    """Accept ISO 8601 dates/times (naive = UTC); return the fixed-width text form events use."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"'{value}' is not an ISO 8601 date or time", param_hint=name) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--rules", "rule_paths", multiple=True, help="Sigma rule file or folder (repeatable).")
+@click.option("--no-builtin", is_flag=True, help="Do not load the built-in service-persistence content.")
+@click.option("--allowlist", "allowlists", multiple=True, help="Tuning file: YAML mapping NAME -> extra known-good values.")
+@click.option("--jsonl", "jsonl_path", help="Write alerts as JSON lines to FILE.")
+@click.option("--csv", "csv_path", help="Write alerts as CSV to FILE (formula cells neutralised).")
+@click.option("--html", "html_path", help="Write a self-contained HTML report to FILE.")
+@click.option("--navigator", "navigator_path", help="Write an ATT&CK Navigator layer of the alerts to FILE.")
+@click.option("--case", "case_path", help="Append this run to a DuckDB case file.")
+@click.option("--state", "state_path", help="DuckDB file with the 30-day service baseline (updated by each run).")
+@click.option("--since", help="Only events at or after this time (ISO 8601, UTC unless a zone is given).")
+@click.option("--until", help="Only events at or before this time.")
+@click.option("--min-level", type=click.Choice(LEVELS), help="Only alerts of this level or higher.")
+@click.option("--workers", type=int, help="Worker processes (default: one per core).")
+@click.option("--no-cache", is_flag=True, help="Recompile every rule (the cache is keyed by content, never stale).")
+@click.option("--max-rows", type=int, default=30, show_default=True, help="Rows per summary table.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary on the terminal.")
+def hunt(
+    paths: tuple[str, ...],
+    rule_paths: tuple[str, ...],
+    no_builtin: bool,
+    allowlists: tuple[str, ...],
+    jsonl_path: str | None,
+    csv_path: str | None,
+    html_path: str | None,
+    navigator_path: str | None,
+    case_path: str | None,
+    state_path: str | None,
+    since: str | None,
+    until: str | None,
+    min_level: str | None,
+    workers: int | None,
+    no_cache: bool,
+    max_rows: int,
+    quiet: bool,
+) -> None:
+    """Hunt service persistence and lateral movement in EVTX / JSON logs (files, folders, .gz, .zip)."""
+    from rich.console import Console
+
+    from svchunt.engine.hunt import HuntOptions, load_ruleset, run_hunt
+    from svchunt.rules.allowlists import AllowlistError
+
+    if no_builtin and not rule_paths:
+        raise click.UsageError("--no-builtin leaves no rules: pass --rules PATH")
+    options = HuntOptions(
+        paths=list(paths),
+        rule_paths=list(rule_paths),
+        builtin=not no_builtin,
+        allowlists=list(allowlists),
+        since=_timestamp(since, "--since"),
+        until=_timestamp(until, "--until"),
+        min_level=min_level,
+        workers=workers,
+        use_cache=not no_cache,
+        state=state_path,
+    )
+    err = Console(stderr=True)
+    try:
+        ruleset = load_ruleset(options)
+    except AllowlistError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not ruleset.rules:
+        err.print(f"[red]no rule could be loaded[/red] ({len(ruleset.refused)} refused; see `svchunt rules check`)")
+        sys.exit(2)
+
+    result = _run_with_progress(options, ruleset, err, quiet)
+
+    if jsonl_path:
+        from svchunt.outputs.jsonl import write_jsonl
+
+        write_jsonl(result.alerts, jsonl_path)
+    if csv_path:
+        from svchunt.outputs.csv_out import write_csv
+
+        write_csv(result.alerts, csv_path)
+    if html_path:
+        from svchunt.outputs.html_report import write_html
+
+        write_html(html_path, result=result)
+    if navigator_path:
+        from svchunt.outputs.navigator import alerts_layer, write_layer
+
+        write_layer(alerts_layer(result.alerts), navigator_path)
+    if case_path:
+        from svchunt.outputs.case import write_case
+
+        write_case(case_path, result, {"command": "hunt", "paths": list(paths), "rules": list(rule_paths)})
+    if not quiet:
+        from svchunt.outputs.terminal import render_summary
+
+        render_summary(result, Console(), max_rows=max_rows)
+    if result.stats.records_read == 0:
+        err.print("[red]nothing could be read from the given paths[/red]")
+        sys.exit(1)
+
+
+def _run_with_progress(options, ruleset, err, quiet):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from svchunt.engine.hunt import run_hunt
+
+    show = not quiet and err.is_terminal
+    if not show:
+        return run_hunt(options, ruleset)
+    with Progress(
+        TextColumn("[bold]hunting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("files", total=None)
+        return run_hunt(
+            options,
+            ruleset,
+            on_file=lambda res: progress.advance(task),
+            on_inputs=lambda n: progress.update(task, total=n),
+        )

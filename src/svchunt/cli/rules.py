@@ -1,0 +1,67 @@
+"""`svchunt rules check PATH` — which rules load, which are refused and why."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import click
+
+
+@click.group()
+def rules() -> None:
+    """Work with Sigma rules."""
+
+
+@rules.command("check")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--allowlist", "allowlists", multiple=True, help="Tuning file with extra placeholder values.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any rule is refused.")
+def check(paths: tuple[str, ...], allowlists: tuple[str, ...], as_json: bool, strict: bool) -> None:
+    """Compile rules and list every refused rule with its reason."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from svchunt.correlate import load_correlations
+    from svchunt.rules.allowlists import load_allowlists
+    from svchunt.rules.loader import load_rules
+
+    ruleset = load_rules(list(paths), allowlists=load_allowlists(list(allowlists)))
+    correlations, corr_refused = (
+        load_correlations(ruleset.correlation_docs, ruleset.infos) if ruleset.correlation_docs else ([], [])
+    )
+    refused = list(ruleset.refused) + list(corr_refused)
+    if as_json:
+        import orjson
+
+        out = {
+            "files": ruleset.files,
+            "rules_loaded": len(ruleset.rules),
+            "correlations_loaded": len(correlations),
+            "refused": [
+                {"path": r.path, "rule_id": r.rule_id, "title": r.title, "reason": r.reason} for r in refused
+            ],
+        }
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        console = Console()
+        console.print(
+            f"{ruleset.files} files: [green]{len(ruleset.rules)} rules loaded[/green], "
+            f"{len(correlations)} correlations loaded, "
+            f"[{'red' if refused else 'green'}]{len(refused)} refused[/]"
+        )
+        if refused:
+            reasons = Counter(r.reason for r in refused)
+            table = Table(title="Refused rules", show_lines=False)
+            table.add_column("rule file")
+            table.add_column("title")
+            table.add_column("reason")
+            for r in refused:
+                table.add_row(escape(r.path), escape(r.title or ""), escape(r.reason))
+            console.print(table)
+            if len(reasons) > 1:
+                console.print("by reason: " + "; ".join(f"{escape(k)} ({v})" for k, v in reasons.most_common()))
+    if strict and refused:
+        sys.exit(1)

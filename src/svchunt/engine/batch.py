@@ -1,0 +1,110 @@
+"""Columnar view of a group of events (one channel + EventID): columns are built once, on demand.
+
+A column is a list aligned with the events: the raw value or None. The folded column holds the
+lower-cased text form, computed once per value however many rules read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svchunt.model import Event
+
+
+def fold(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return tuple(fold(v) for v in value)
+    return str(value).lower()
+
+
+class ColumnBatch:
+    __slots__ = ("events", "rows", "_raw", "_folded", "_lists", "_names", "_fulltext")
+
+    def __init__(self, events: list[Event]):
+        self.events = events
+        self.rows = list(range(len(events)))
+        self._raw: dict[str, list[Any]] = {}
+        self._folded: dict[str, list[Any]] = {}
+        self._lists: dict[str, bool] = {}
+        self._names: dict[str, list[str]] | None = None
+        self._fulltext: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def _variants(self, name: str) -> list[str]:
+        """Event keys that equal `name` ignoring case; exact name first, then sorted (deterministic)."""
+        if self._names is None:
+            keys: set[str] = set()
+            for e in self.events:
+                keys.update(e.fields)
+            names: dict[str, list[str]] = {}
+            for k in sorted(keys):
+                names.setdefault(k.lower(), []).append(k)
+            self._names = names
+        found = self._names.get(name.lower(), [])
+        return sorted(found, key=lambda k: (k != name, k))
+
+    def raw(self, name: str) -> list[Any]:
+        col = self._raw.get(name)
+        if col is None:
+            variants = self._variants(name)
+            if not variants:
+                col = [None] * len(self.events)
+            elif len(variants) == 1:
+                key = variants[0]
+                col = [e.fields.get(key) for e in self.events]
+            else:
+                col = [_first_present(e.fields, variants) for e in self.events]
+            self._raw[name] = col
+        return col
+
+    def folded(self, name: str) -> list[Any]:
+        col = self._folded.get(name)
+        if col is None:
+            raw = self.raw(name)
+            col = [v.lower() if type(v) is str else fold(v) for v in raw]
+            self._folded[name] = col
+            self._lists[name] = any(type(v) is tuple for v in col)
+        return col
+
+    def fulltext(self) -> list[str]:
+        """Every field value of each event as text, joined by NUL: what keyword rules search.
+
+        NUL never occurs in a keyword, so a match cannot straddle two values.
+        """
+        if self._fulltext is None:
+            self._fulltext = ["\0".join(_texts(e.fields.values())) for e in self.events]
+        return self._fulltext
+
+    def has_lists(self, name: str) -> bool:
+        self.folded(name)
+        return self._lists[name]
+
+
+def _first_present(fields: dict[str, Any], keys: list[str]) -> Any:
+    for k in keys:
+        v = fields.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _texts(values: Any) -> list[str]:
+    out = []
+    for v in values:
+        if v is None:
+            continue
+        if type(v) is str:
+            out.append(v)
+        elif isinstance(v, list | tuple):
+            out.extend(_texts(v))
+        else:
+            out.append(str(v))
+    return out

@@ -1,0 +1,208 @@
+"""`svchunt hunt` as a library call: inputs → events → signals → correlations → alerts.
+
+Files are spread over worker processes (forked, so the compiled rules are shared, not re-loaded);
+each worker streams its file in bounded batches and sends back only the matched events and the
+problems it met. Everything after that (correlation, alert order) happens in the parent, so the
+answer does not depend on how files were split between workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from svchunt.engine.matcher import Matcher
+from svchunt.model import (
+    LEVEL_RANK,
+    Alert,
+    Event,
+    HuntResult,
+    Problem,
+    Refusal,
+    RunStats,
+    Signal,
+    alert_from_signal,
+)
+from svchunt.rules.allowlists import load_allowlists
+from svchunt.rules.loader import RuleSet, load_rules
+from svchunt.sources import iter_inputs, read_events
+
+BATCH_SIZE = 8192
+
+
+@dataclass
+class HuntOptions:
+    paths: list[str]
+    rule_paths: list[str] = field(default_factory=list)
+    builtin: bool = True
+    allowlists: list[str] = field(default_factory=list)
+    since: str | None = None  # normalised ISO UTC, compared as text
+    until: str | None = None
+    min_level: str | None = None
+    workers: int | None = None
+    use_cache: bool = True
+    state: str | None = None
+
+
+@dataclass
+class FileResult:
+    path: str
+    records: int = 0
+    outside_window: int = 0
+    matches: list[tuple[int, Event]] = field(default_factory=list)  # (rule index, event)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def rule_paths_for(options: HuntOptions) -> list[str]:
+    paths = list(options.rule_paths)
+    if options.builtin:
+        from svchunt.content import builtin_rule_paths
+
+        paths = [str(p) for p in builtin_rule_paths()] + paths
+    return paths
+
+
+def load_ruleset(options: HuntOptions) -> RuleSet:
+    allowlists = load_allowlists(options.allowlists, builtin=True)
+    return load_rules(rule_paths_for(options), allowlists=allowlists, use_cache=options.use_cache)
+
+
+# Set in the parent before forking workers; read-only afterwards.
+_WORKER: dict[str, object] = {}
+
+
+def scan_file(path: str) -> FileResult:
+    matcher: Matcher = _WORKER["matcher"]  # type: ignore[assignment]
+    since: str | None = _WORKER.get("since")  # type: ignore[assignment]
+    until: str | None = _WORKER.get("until")  # type: ignore[assignment]
+    result = FileResult(path)
+    batch: list[Event] = []
+
+    def flush() -> None:
+        result.matches.extend(matcher.match_indexed(batch))
+        batch.clear()
+
+    for item in read_events(path):
+        if type(item) is not Event:
+            result.problems.append(item)  # type: ignore[arg-type]
+            continue
+        result.records += 1
+        if since or until:
+            ts = item.timestamp
+            if ts is None or (since and ts < since) or (until and ts > until):
+                result.outside_window += 1
+                continue
+        batch.append(item)
+        if len(batch) >= BATCH_SIZE:
+            flush()
+    if batch:
+        flush()
+    return result
+
+
+def _scan_all(files: list[str], workers: int, on_file: Callable[[FileResult], None] | None) -> list[FileResult]:
+    results: list[FileResult] = []
+    if workers <= 1 or len(files) < 2:
+        for path in files:
+            res = scan_file(path)
+            results.append(res)
+            if on_file:
+                on_file(res)
+        return results
+    by_size = sorted(files, key=_size, reverse=True)  # big files first: better balance
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes=workers) as pool:
+        for res in pool.imap_unordered(scan_file, by_size, chunksize=1):
+            results.append(res)
+            if on_file:
+                on_file(res)
+    return results
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def run_hunt(
+    options: HuntOptions,
+    ruleset: RuleSet | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+    on_inputs: Callable[[int], None] | None = None,
+) -> HuntResult:
+    started = time.perf_counter()
+    ruleset = ruleset if ruleset is not None else load_ruleset(options)
+    matcher = Matcher(ruleset.rules)
+    correlator, corr_refused, corr_count = _correlator(ruleset)
+    refused: list[Refusal] = list(ruleset.refused) + corr_refused
+
+    files: list[str] = []
+    problems: list[Problem] = []
+    for item in iter_inputs(options.paths):
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            files.append(item.path)
+    if on_inputs:
+        on_inputs(len(files))
+
+    _WORKER.clear()
+    _WORKER.update(matcher=matcher, since=options.since, until=options.until)
+    workers = options.workers or default_workers()
+    results = _scan_all(files, workers, on_file)
+
+    stats = RunStats(files=len(files), rules_loaded=len(ruleset.rules), correlations_loaded=corr_count)
+    signals: list[Signal] = []
+    matched_events: set[tuple] = set()
+    outside = 0
+    for res in sorted(results, key=lambda r: r.path):
+        stats.records_read += res.records
+        outside += res.outside_window
+        problems.extend(res.problems)
+        for rule_index, event in res.matches:
+            signals.append(Signal(matcher.infos[rule_index], event))
+            matched_events.add((event.source, event.record_id, event.line, event.header_record_id))
+    stats.records_skipped = sum(1 for p in problems if p.position != "file")
+    stats.records_matched = len(matched_events)
+
+    alerts = _alerts(signals, correlator)
+    notes: list[str] = []
+    if outside:
+        notes.append(f"{outside} records outside --since/--until (or without a timestamp) were not evaluated")
+    if options.state:
+        from svchunt.correlate.baseline import ServiceBaseline
+
+        baseline = ServiceBaseline(options.state)
+        new_alerts, baseline_notes = baseline.process(signals)
+        alerts.extend(new_alerts)
+        notes.extend(baseline_notes)
+    if options.min_level:
+        floor = LEVEL_RANK[options.min_level]
+        alerts = [a for a in alerts if LEVEL_RANK.get(a.rule.level, 0) >= floor]
+    alerts.sort(key=Alert.sort_key)
+    stats.seconds = time.perf_counter() - started
+    return HuntResult(alerts=alerts, stats=stats, problems=problems, refused=refused, notes=notes)
+
+
+def _correlator(ruleset: RuleSet):
+    from svchunt.correlate import Correlator, load_correlations
+
+    docs = ruleset.correlation_docs
+    corr_rules, refused = load_correlations(docs, ruleset.infos) if docs else ([], [])
+    return Correlator(corr_rules), list(refused), len(corr_rules)
+
+
+def _alerts(signals: list[Signal], correlator) -> list[Alert]:
+    suppressed = correlator.suppressed_rule_ids()
+    alerts = [alert_from_signal(s) for s in signals if s.rule.rule_id not in suppressed]
+    alerts.extend(correlator.run(signals))
+    return alerts

@@ -1,0 +1,203 @@
+"""Literal prefilter: one Aho-Corasick pass per field tells which rules can possibly match a row.
+
+Most rules require at least one of a few literals in some field (`Image|endswith: '\\psexec.exe'`
+needs `\\psexec.exe` somewhere in Image). For each group of events we scan every prefiltered field
+once with an automaton of all such literals, and a rule is evaluated only on the rows where one of
+its literals occurred. This is a necessary condition only, so the full condition still decides: the
+prefilter can make a rule cheaper, never change its answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ahocorasick
+
+from svchunt.engine.batch import ColumnBatch
+from svchunt.rules import ir
+
+MIN_LITERAL = 3  # shorter literals match almost everywhere and only slow the scan down
+
+Need = tuple[tuple[str, str], ...]  # alternatives: (field, folded literal); at least one must occur
+
+
+def _usable(literal: str) -> bool:
+    # Bytes, not characters: a single emoji is as rare as three ASCII letters.
+    return len(literal.encode("utf-8")) >= MIN_LITERAL
+
+
+def necessary_literals(node: ir.Node) -> Need | None:
+    """A set of (field, literal) of which at least one occurs in every matching event, or None."""
+    if isinstance(node, ir.Str):
+        if node.field == "*" or not node.values or not all(_usable(v) for v in node.values):
+            return None
+        return tuple((node.field, v.lower()) for v in node.values)
+    if isinstance(node, ir.Glob):
+        best = max(node.literals, key=len, default="")
+        return ((node.field, best.lower()),) if _usable(best) else None
+    if isinstance(node, ir.Regex):
+        best = regex_literal(node.pattern)
+        return ((node.field, best.lower()),) if best and _usable(best) else None
+    if isinstance(node, ir.And):
+        options = [n for n in (necessary_literals(c) for c in node.children) if n is not None]
+        return max(options, key=_quality) if options else None
+    if isinstance(node, ir.Or):
+        out: list[tuple[str, str]] = []
+        for child in node.children:
+            need = necessary_literals(child)
+            if need is None:
+                return None
+            out.extend(need)
+        return tuple(dict.fromkeys(out))
+    return None
+
+
+def _quality(need: Need) -> tuple[int, int]:
+    # Prefer long shortest literals (rare matches), then fewer alternatives.
+    return (min(len(lit) for _, lit in need), -len(need))
+
+
+@dataclass
+class Prefilter:
+    """Per route plan: automata per field over the literals of the plan's rules."""
+
+    automata: dict[str, ahocorasick.Automaton]
+    rule_literals: dict[int, list[tuple[str, int]]]  # rule index -> [(field, literal id)]
+
+    @classmethod
+    def build(cls, needs: dict[int, Need]) -> Prefilter:
+        ids: dict[tuple[str, str], int] = {}
+        rule_literals: dict[int, list[tuple[str, int]]] = {}
+        for rule, need in needs.items():
+            refs = []
+            for fname, lit in need:
+                lid = ids.setdefault((fname, lit), len(ids))
+                refs.append((fname, lid))
+            rule_literals[rule] = refs
+        automata: dict[str, ahocorasick.Automaton] = {}
+        for (fname, lit), lid in ids.items():
+            automaton = automata.get(fname)
+            if automaton is None:
+                automaton = automata[fname] = ahocorasick.Automaton()
+            automaton.add_word(lit, lid)
+        for automaton in automata.values():
+            automaton.make_automaton()
+        return cls(automata, rule_literals)
+
+    def scan(self, batch: ColumnBatch) -> dict[int, list[int]]:
+        """literal id -> rows (ascending, unique) where it occurs in its field."""
+        hits: dict[int, list[int]] = {}
+        for fname, automaton in self.automata.items():
+            col = batch.folded(fname)
+            lists = batch.has_lists(fname)
+            for r, value in enumerate(col):
+                if value is None:
+                    continue
+                for text in value if lists and type(value) is tuple else (value,):
+                    for _, lid in automaton.iter(text):
+                        rows = hits.get(lid)
+                        if rows is None:
+                            hits[lid] = [r]
+                        elif rows[-1] != r:
+                            rows.append(r)
+        return hits
+
+    def candidates(self, rule: int, hits: dict[int, list[int]]) -> list[int]:
+        refs = self.rule_literals[rule]
+        if len(refs) == 1:
+            return hits.get(refs[0][1], [])
+        found: set[int] = set()
+        for _, lid in refs:
+            rows = hits.get(lid)
+            if rows:
+                found.update(rows)
+        return sorted(found)
+
+
+_REGEX_ESCAPES_LITERAL = set("\\.^$|?*+()[]{}/-#&~ '\"<>:;,=!@%")
+
+
+def regex_literal(pattern: str) -> str | None:
+    """The longest piece of plain text every match of `pattern` must contain, or None.
+
+    Deliberately conservative: only top-level text outside groups and classes, and nothing at all
+    when the pattern has a top-level alternation.
+    """
+    if pattern.startswith("(?") and ")" in pattern and pattern[2:pattern.index(")")].isalpha():
+        pattern = pattern[pattern.index(")") + 1 :]  # leading inline flags such as (?i)
+    runs: list[str] = []
+    run: list[str] = []
+    depth = 0
+    i = 0
+    n = len(pattern)
+
+    def cut() -> None:
+        if run:
+            runs.append("".join(run))
+            run.clear()
+
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            if depth == 0 and nxt in _REGEX_ESCAPES_LITERAL:
+                piece = nxt
+            else:
+                cut()
+                piece = None
+            i += 2
+        elif c == "[":
+            cut()
+            j = i + 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            piece = None
+        elif c == "(":
+            cut()
+            depth += 1
+            i += 1
+            piece = None
+        elif c == ")":
+            cut()
+            depth -= 1
+            i += 1
+            piece = None
+        elif c == "|":
+            if depth == 0:
+                return None
+            i += 1
+            piece = None
+        elif c in ".^$":
+            cut()
+            i += 1
+            piece = None
+        elif c in "?*{":
+            if run:
+                run.pop()  # the previous character is optional or repeated: not required as text
+            cut()
+            if c == "{":
+                close = pattern.find("}", i)
+                i = n if close < 0 else close + 1
+            else:
+                i += 1
+            piece = None
+        elif c == "+":
+            cut()
+            i += 1
+            piece = None
+        else:
+            piece = c if depth == 0 else None
+            if depth:
+                cut()
+            i += 1
+        if piece is not None:
+            # A quantifier after this character makes it optional: look ahead before keeping it.
+            if i < n and pattern[i] in "?*{":
+                cut()
+            else:
+                run.append(piece)
+    cut()
+    return max(runs, key=len) if runs else None

@@ -1,0 +1,304 @@
+"""Python back end: IR → functions that select matching rows of a ColumnBatch.
+
+Each compiled node takes the candidate rows and returns the subset that matches (a selection
+vector). AND narrows the candidates child by child, cheapest first, so most predicates only see
+the few rows that survived; leaves are single list comprehensions over one column.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import ahocorasick
+import re2
+
+from svchunt.engine.batch import ColumnBatch, fold
+from svchunt.rules import ir
+
+Select = Callable[[ColumnBatch, list[int]], list[int]]
+Pred = Callable[[Any], bool]
+
+# Above this many needles, substring search switches to one Aho-Corasick automaton.
+AUTOMATON_MIN = 6
+
+
+def compile_condition(node: ir.Node) -> Select:
+    return _compile(node)
+
+
+def _compile(node: ir.Node) -> Select:
+    if isinstance(node, ir.And):
+        parts = [_compile(c) for c in sorted(node.children, key=_cost)]
+
+        def select_and(batch: ColumnBatch, rows: list[int]) -> list[int]:
+            for part in parts:
+                rows = part(batch, rows)
+                if not rows:
+                    break
+            return rows
+
+        return select_and
+    if isinstance(node, ir.Or):
+        parts = [_compile(c) for c in sorted(node.children, key=_cost)]
+
+        def select_or(batch: ColumnBatch, rows: list[int]) -> list[int]:
+            hit: set[int] = set()
+            remaining = rows
+            for part in parts:
+                found = part(batch, remaining)
+                if found:
+                    hit.update(found)
+                    remaining = [r for r in remaining if r not in hit]
+                    if not remaining:
+                        break
+            return [r for r in rows if r in hit]
+
+        return select_or
+    if isinstance(node, ir.Not):
+        inner = _compile(node.child)
+
+        def select_not(batch: ColumnBatch, rows: list[int]) -> list[int]:
+            drop = set(inner(batch, rows))
+            return [r for r in rows if r not in drop] if drop else rows
+
+        return select_not
+    if isinstance(node, ir.Const):
+        return (lambda batch, rows: rows) if node.value else (lambda batch, rows: [])
+    if isinstance(node, ir.Str) and not node.cased:
+        return _folded_str(node)
+    if isinstance(node, ir.Keyword):
+        return _keyword(node)
+    if isinstance(node, ir.FieldRef):
+        return _fieldref(node)
+    return _raw_leaf(node.field, _value_pred(node))  # type: ignore[union-attr]
+
+
+def _cost(node: ir.Node) -> int:
+    """Rough evaluation order: cheap and selective first, negations and full scans last."""
+    if isinstance(node, ir.Num):
+        return 0
+    if isinstance(node, ir.Str):
+        return {"eq": 1, "endswith": 2, "startswith": 2, "contains": 3}.get(node.kind, 5) + (len(node.values) > 20)
+    if isinstance(node, ir.Exists | ir.IsNull):
+        return 4
+    if isinstance(node, ir.Glob | ir.Regex | ir.Cidr | ir.FieldRef):
+        return 6
+    if isinstance(node, ir.And | ir.Or):
+        return 5 + min((_cost(c) for c in node.children), default=0)
+    if isinstance(node, ir.Keyword):
+        return 9
+    return 10  # Not
+
+
+def string_pred(kind: str, values: tuple[str, ...]) -> Pred:
+    """A predicate on one (already folded, unless cased) string value."""
+    if kind == "eq":
+        if len(values) == 1:
+            v0 = values[0]
+            return lambda v: v == v0
+        vs = frozenset(values)
+        return lambda v: v in vs
+    if kind == "startswith":
+        return lambda v: v.startswith(values)
+    if kind == "endswith":
+        return lambda v: v.endswith(values)
+    if kind == "contains":
+        if len(values) == 1:
+            n0 = values[0]
+            return lambda v: n0 in v
+        if len(values) < AUTOMATON_MIN or any(not x for x in values):
+            return lambda v: any(n in v for n in values)
+        automaton = ahocorasick.Automaton()
+        for i, needle in enumerate(values):
+            automaton.add_word(needle, i)
+        automaton.make_automaton()
+        return lambda v: next(automaton.iter(v), None) is not None
+    raise ValueError(f"unknown string predicate {kind}")
+
+
+def _on_lists(pred: Pred) -> Pred:
+    return lambda v: any(pred(x) for x in v) if type(v) is tuple else pred(v)
+
+
+def _folded_str(node: ir.Str) -> Select:
+    pred = string_pred(node.kind, node.values)
+    field = node.field
+    if node.kind == "eq":
+        vs = frozenset(node.values)
+        single = node.values[0] if len(node.values) == 1 else None
+
+        def select_eq(batch: ColumnBatch, rows: list[int]) -> list[int]:
+            col = batch.folded(field)
+            if batch.has_lists(field):
+                p = _on_lists(pred)
+                return [r for r in rows if (v := col[r]) is not None and p(v)]
+            if single is not None:
+                return [r for r in rows if col[r] == single]
+            return [r for r in rows if col[r] in vs]
+
+        return select_eq
+    if node.kind == "contains" and len(node.values) == 1:
+        needle = node.values[0]
+
+        def select_contains(batch: ColumnBatch, rows: list[int]) -> list[int]:
+            col = batch.folded(field)
+            if batch.has_lists(field):
+                p = _on_lists(pred)
+                return [r for r in rows if (v := col[r]) is not None and p(v)]
+            return [r for r in rows if (v := col[r]) is not None and needle in v]
+
+        return select_contains
+    if node.kind == "endswith":
+        suffixes = node.values
+
+        def select_endswith(batch: ColumnBatch, rows: list[int]) -> list[int]:
+            col = batch.folded(field)
+            if batch.has_lists(field):
+                p = _on_lists(pred)
+                return [r for r in rows if (v := col[r]) is not None and p(v)]
+            return [r for r in rows if (v := col[r]) is not None and v.endswith(suffixes)]
+
+        return select_endswith
+
+    def select_str(batch: ColumnBatch, rows: list[int]) -> list[int]:
+        col = batch.folded(field)
+        p = _on_lists(pred) if batch.has_lists(field) else pred
+        return [r for r in rows if (v := col[r]) is not None and p(v)]
+
+    return select_str
+
+
+def _raw_leaf(field: str, pred: Pred) -> Select:
+    def select_raw(batch: ColumnBatch, rows: list[int]) -> list[int]:
+        col = batch.raw(field)
+        return [r for r in rows if pred(col[r])]
+
+    return select_raw
+
+
+def _value_pred(node: ir.Node) -> Pred:
+    """Predicates over raw values (None included): cased strings, numbers, regex, CIDR, exists, null."""
+    if isinstance(node, ir.Str):  # cased
+        p = string_pred(node.kind, node.values)
+        return lambda v: v is not None and _any_text(v, p)
+    if isinstance(node, ir.Num):
+        return _num_pred(node)
+    if isinstance(node, ir.Regex | ir.Glob):
+        search = re2.compile(node.pattern).search
+        return lambda v: v is not None and _any_text(v, lambda s: search(s) is not None)
+    if isinstance(node, ir.Cidr):
+        nets = [ipaddress.ip_network(n, strict=False) for n in node.networks]
+        return lambda v: v is not None and _any_text(v, lambda s: _in_networks(s, nets))
+    if isinstance(node, ir.Exists):
+        return lambda v: v is not None and v != "" and v != [] and v != ()
+    if isinstance(node, ir.IsNull):
+        return lambda v: v is None or v == ""
+    raise ValueError(f"no value predicate for {type(node).__name__}")
+
+
+def _any_text(value: Any, pred: Pred) -> bool:
+    if isinstance(value, list | tuple):
+        return any(pred(x if isinstance(x, str) else str(x)) for x in value)
+    return pred(value if isinstance(value, str) else str(value))
+
+
+def to_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text, 16) if text[:2].lower() == "0x" else float(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _num_pred(node: ir.Num) -> Pred:
+    target = node.value
+    op = node.op
+
+    def pred(v: Any) -> bool:
+        if v is None:
+            return False
+        if isinstance(v, list | tuple):
+            return any(pred(x) for x in v)
+        n = v if type(v) is int else to_number(v)
+        if n is None:
+            return False
+        if op == "eq":
+            return n == target
+        if op == "gt":
+            return n > target
+        if op == "gte":
+            return n >= target
+        if op == "lt":
+            return n < target
+        return n <= target
+
+    return pred
+
+
+def _in_networks(text: str, nets: list) -> bool:
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return False
+    return any(addr in net for net in nets)
+
+
+def _keyword(node: ir.Keyword) -> Select:
+    if node.kind != "contains":
+        return _keyword_per_value(node)
+    # One linear-time RE2 alternation over the raw text: no per-value case folding needed.
+    flags = "" if node.cased else "(?i)"
+    search = re2.compile(flags + "(?:" + "|".join(re2.escape(v) for v in node.values) + ")").search
+
+    def select_keyword(batch: ColumnBatch, rows: list[int]) -> list[int]:
+        text = batch.fulltext()
+        return [r for r in rows if search(text[r]) is not None]
+
+    return select_keyword
+
+
+def _keyword_per_value(node: ir.Keyword) -> Select:
+    pred = string_pred(node.kind, node.values)
+    cased = node.cased
+
+    def matches(value: Any) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, list | tuple):
+            return any(matches(x) for x in value)
+        text = value if isinstance(value, str) else str(value)
+        return pred(text if cased else text.lower())
+
+    def select_keyword(batch: ColumnBatch, rows: list[int]) -> list[int]:
+        events = batch.events
+        return [r for r in rows if any(matches(v) for v in events[r].fields.values())]
+
+    return select_keyword
+
+
+def _fieldref(node: ir.FieldRef) -> Select:
+    def select_ref(batch: ColumnBatch, rows: list[int]) -> list[int]:
+        a = batch.raw(node.field) if node.cased else batch.folded(node.field)
+        b = batch.raw(node.other) if node.cased else batch.folded(node.other)
+        out = []
+        for r in rows:
+            x, y = a[r], b[r]
+            if x is None or y is None:
+                continue
+            x, y = (x, y) if node.cased else (fold(x), fold(y))
+            x, y = str(x), str(y)
+            if (node.kind == "eq" and x == y) or (node.kind == "startswith" and x.startswith(y)) or (
+                node.kind == "endswith" and x.endswith(y)
+            ) or (node.kind == "contains" and y in x):
+                out.append(r)
+        return out
+
+    return select_ref

@@ -1,0 +1,188 @@
+"""One self-contained HTML report: summary, per-host timeline, filterable alert list, evidence, audit.
+
+Safety model (event fields are written by the attacker):
+- data travels as JSON inside `<script type="application/json">`, with `<`, `>`, `&`, U+2028/U+2029 escaped,
+  so no string can close the element or start markup;
+- the only executable script is our own asset, allowed by its SHA-256 in a strict Content-Security-Policy
+  (`default-src 'none'`): even a rendering bug could not run injected script or load anything remote;
+- the script writes data with `textContent` only and never builds links from data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from svchunt.model import Alert, HuntResult
+from svchunt.outputs import summary
+
+_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_TRANS = str.maketrans(_ESCAPES)
+
+
+def _asset(name: str) -> str:
+    return resources.files("svchunt.outputs").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe to place inside a `<script type="application/json">` element."""
+    text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    # These characters only occur inside JSON strings, so escaping them keeps the JSON equivalent.
+    return text.translate(_TRANS)
+
+
+def _alert_payload(alert: Alert) -> dict[str, Any]:
+    # Per-event fields for multi-event alerts come from `extra["events"]` (one dict per evidence, same
+    # order) when the correlator provides them. A single-event alert's fields are that event's fields:
+    # the page shows `fields` there, rather than the payload carrying them twice.
+    events = alert.extra.get("events") if isinstance(alert.extra, dict) else None
+    if not (isinstance(events, list) and len(events) == len(alert.evidence)):
+        events = None
+    evidence = []
+    for i, ev in enumerate(alert.evidence):
+        item = ev.to_dict()
+        item["ordinal"] = i
+        if events is not None and isinstance(events[i], dict):
+            item["fields"] = events[i]
+        evidence.append(item)
+    extra = {k: v for k, v in alert.extra.items() if k != "events"} if alert.extra else {}
+    return {
+        "alert_id": alert.alert_id,
+        "kind": alert.kind,
+        "rule_id": alert.rule.rule_id,
+        "title": alert.rule.title,
+        "level": alert.rule.level,
+        "tags": list(alert.rule.tags),
+        "techniques": alert.rule.techniques,
+        "covers": list(alert.rule.covers),
+        "description": alert.rule.description,
+        "falsepositives": list(alert.rule.falsepositives),
+        "timestamp": alert.timestamp,
+        "computer": alert.computer,
+        "group": alert.group,
+        "fields": alert.fields,
+        "evidence": evidence,
+        "extra": extra,
+    }
+
+
+def build_payload(
+    result: HuntResult | None, audit: Any = None, title: str = "svchunt report", runs: list[dict] | None = None
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "title": title,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "alerts": [],
+        "audit": audit,
+        "runs": runs or [],
+    }
+    if result is not None:
+        alerts = sorted(result.alerts, key=lambda a: a.sort_key())
+        s = result.stats
+        payload["summary"] = {
+            "files": s.files,
+            "records_read": s.records_read,
+            "records_skipped": s.records_skipped,
+            "problems": len(result.problems),
+            "records_matched": s.records_matched,
+            "rules_loaded": s.rules_loaded,
+            "rules_refused": len(result.refused),
+            "correlations_loaded": s.correlations_loaded,
+            "alerts": len(alerts),
+            "seconds": round(s.seconds, 2),
+            "by_level": summary.by_level(alerts),
+        }
+        payload["alerts"] = [_alert_payload(a) for a in alerts]
+        payload["problems"] = [
+            {"reason": g.reason, "count": g.count, "examples": g.examples}
+            for g in summary.group_problems(result.problems)
+        ]
+        payload["refused"] = [
+            {"reason": r.reason, "path": r.path, "rule_id": r.rule_id, "title": r.title} for r in result.refused
+        ]
+        payload["notes"] = list(result.notes)
+    return payload
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{css}</style>
+</head>
+<body>
+<header><h1>{title}</h1><div class="sub">generated {generated} by svchunt</div></header>
+<main>
+<section id="summary"><h2>Summary</h2><div class="cards" id="cards"></div>
+<p id="by-level"></p><div id="runs"></div></section>
+<section id="timeline"><h2>Timeline per host</h2>
+<div id="timeline-rows"></div><div class="tl-axis"><span id="tl-start"></span><span id="tl-end"></span></div>
+<div class="muted" id="timeline-note"></div></section>
+<section id="alerts"><h2>Alerts</h2>
+<div class="filters">
+<select id="f-level" aria-label="level"></select><select id="f-rule" aria-label="rule"></select>
+<select id="f-host" aria-label="host"></select><select id="f-tech" aria-label="ATT&amp;CK technique"></select>
+<input id="f-text" type="search" placeholder="search all fields" aria-label="search">
+<button id="f-reset" type="button">reset</button> <span id="count" class="muted"></span>
+</div>
+<table id="alert-table"><thead><tr><th>time (UTC)</th><th>level</th><th>host</th><th>rule</th>
+<th>techniques</th><th>kind</th><th>key fields</th></tr></thead><tbody id="alert-rows"></tbody></table>
+<p><button id="more" type="button" class="hidden"></button></p>
+</section>
+<section id="audit" class="hidden"><h2>Audit findings</h2><div id="audit-body"></div></section>
+<section id="problems" class="hidden"><h2>Not read: problems by reason</h2><div id="problems-body"></div></section>
+<section id="refused" class="hidden"><h2>Rules refused</h2><div id="refused-body"></div></section>
+</main>
+<script id="svchunt-data" type="application/json">{data}</script>
+<script>{script}</script>
+</body>
+</html>
+"""
+
+
+def render_html(
+    result: HuntResult | None = None,
+    audit: Any = None,
+    title: str = "svchunt report",
+    runs: list[dict] | None = None,
+) -> str:
+    payload = build_payload(result, audit, title, runs)
+    script = _asset("report.js")
+    css = _asset("report.css")
+    if "</script" in script.lower() or "</style" in css.lower():
+        raise ValueError("report assets must not contain closing script/style tags")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    csp = (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    return _TEMPLATE.format(
+        csp=csp,
+        title=html.escape(title),
+        generated=html.escape(payload["generated"]),
+        css=css,
+        data=embed_json(payload),
+        script=script,
+    )
+
+
+def write_html(
+    path: str,
+    result: HuntResult | None = None,
+    audit: Any = None,
+    title: str = "svchunt report",
+    runs: list[dict] | None = None,
+) -> None:
+    """Write the report; `audit` (dict or list of findings) gets its own section; `runs` is case metadata."""
+    Path(path).write_text(render_html(result, audit, title, runs), encoding="utf-8")

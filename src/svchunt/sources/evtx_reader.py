@@ -1,0 +1,216 @@
+"""EVTX files through the `evtx` package, with exact accounting of records it could not return.
+
+The parser raises a RuntimeError for a broken record or chunk and then carries on, but it may also drop
+the rest of a damaged chunk, or a truncated chunk, without any error. So the records that should be there
+are taken from the file's own headers (each chunk header names its first and last record number; a chunk
+whose header is gone is bounded by its neighbours and the file header's next record number) and every
+expected record that did not come out is reported as one Problem "record N". Counts of skipped records
+are therefore exact whenever the headers allow it; a chunk with no usable bounds gives one Problem
+"chunk K".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import evtx
+import orjson
+
+from svchunt.model import Event, Problem
+from svchunt.normalise.shapes import NotAnEvent, from_nested
+
+FILE_MAGIC = b"ElfFile\x00"
+CHUNK_MAGIC = b"ElfChnk\x00"
+HEADER_BLOCK = 4096
+CHUNK_SIZE = 65536
+# A record takes at least 24 bytes of a 64 KiB chunk: larger bounds mean a garbled header.
+MAX_RECORDS_PER_CHUNK = CHUNK_SIZE // 24
+# Stop when the parser only fails for this long: it is not moving forward any more.
+MAX_CONSECUTIVE_ERRORS = 10_000
+# Worker threads of the Rust parser (0 = as many as cores). Chunks are decoded in parallel.
+PARSER_THREADS = 0
+
+_RECORD_ERROR = re.compile(r"record number (\d+)")
+_CHUNK_ERROR = re.compile(r"chunk number (\d+)")
+
+
+@dataclass(slots=True)
+class ChunkSpan:
+    index: int
+    first: int | None  # record numbers, None when the header does not tell
+    last: int | None
+    trouble: str | None = None  # why the chunk is incomplete, when the file itself says so
+    merged: bool = False  # its records are counted with the previous unreadable chunk
+
+
+def chunk_layout(path: str) -> tuple[list[ChunkSpan], int | None]:
+    """Chunks the file header announces, with their record-number bounds; and the next record number."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        header = handle.read(HEADER_BLOCK)
+        if len(header) < 0x2C or not header.startswith(FILE_MAGIC):
+            return [], None
+        next_record = struct.unpack_from("<Q", header, 0x18)[0]
+        count = struct.unpack_from("<H", header, 0x2A)[0]
+        spans: list[ChunkSpan] = []
+        for index in range(count):
+            offset = HEADER_BLOCK + index * CHUNK_SIZE
+            trouble = None
+            if offset >= size:
+                spans.append(ChunkSpan(index, None, None, f"chunk {index} missing: file ends at byte {size}"))
+                continue
+            if offset + CHUNK_SIZE > size:
+                trouble = f"chunk {index} truncated: file ends {size - offset} bytes into it"
+            handle.seek(offset)
+            head = handle.read(0x28)
+            if len(head) < 0x28 or not head.startswith(CHUNK_MAGIC):
+                spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header unreadable"))
+                continue
+            first, last = struct.unpack_from("<QQ", head, 0x18)
+            if last < first or last - first >= MAX_RECORDS_PER_CHUNK:
+                spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header garbled"))
+                continue
+            spans.append(ChunkSpan(index, first, last, trouble))
+    _infer_missing_bounds(spans, next_record)
+    return spans, next_record
+
+
+def _infer_missing_bounds(spans: list[ChunkSpan], next_record: int) -> None:
+    """Chunks without readable bounds hold the records between their known neighbours.
+
+    A run of several such chunks shares one gap that cannot be split between them: the whole gap goes
+    to the first chunk of the run (the count stays exact), the others are marked as merged into it.
+    """
+    known = [span.first is not None for span in spans]
+    position = 0
+    while position < len(spans):
+        if known[position]:
+            position += 1
+            continue
+        end = position
+        while end + 1 < len(spans) and not known[end + 1]:
+            end += 1
+        before = spans[position - 1].last if position > 0 else 0
+        after = spans[end + 1].first if end + 1 < len(spans) else next_record
+        count = after - before - 1  # type: ignore[operator]
+        if 0 < count < MAX_RECORDS_PER_CHUNK * (end - position + 1):
+            first = spans[position]
+            first.first, first.last = before + 1, after - 1  # type: ignore[operator]
+            if end > position:
+                first.trouble = f"chunks {position}-{end} unreadable ({first.trouble})"
+                for merged in spans[position + 1 : end + 1]:
+                    merged.merged = True
+        position = end + 1
+
+
+def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]:
+    """Events of one EVTX file; `source` names it in events and problems (default: `path`)."""
+    source = source or path
+    try:
+        spans, _next_record = chunk_layout(path)
+        records = evtx.PyEvtxParser(path, number_of_threads=PARSER_THREADS).records_json()
+    except (OSError, RuntimeError) as exc:
+        yield Problem(source, "file", f"not a readable EVTX file: {exc}")
+        return
+    known = [s for s in spans if s.first is not None]
+    low = min((s.first for s in known), default=0)  # type: ignore[type-var]
+    high = max((s.last for s in known), default=-1)  # type: ignore[type-var]
+    seen = bytearray(max(high - low + 1, 0))
+    errors: list[tuple[int | None, str]] = []  # (last good record number before the error, message)
+    last_number: int | None = None
+    failures = 0
+    loads = orjson.loads
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except Exception as exc:  # the parser raises RuntimeError; be safe against anything it wraps
+            errors.append((last_number, str(exc)))
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_ERRORS:
+                errors.append((None, f"parser stopped after {failures} consecutive errors"))
+                break
+            continue
+        failures = 0
+        number = record.get("event_record_id")
+        if type(number) is int:
+            last_number = number
+            if low <= number <= high:
+                seen[number - low] = 1
+        try:
+            fields, timestamp, record_id = from_nested(loads(record["data"]))
+        except (orjson.JSONDecodeError, NotAnEvent, KeyError, TypeError) as exc:
+            yield Problem(source, f"record {number}", f"unusable record: {exc}")
+            continue
+        yield Event(fields, timestamp, source, record_id, None, number)
+    yield from _missing(source, spans, low, seen, *_sort_errors(spans, errors))
+
+
+def _sort_errors(
+    spans: list[ChunkSpan], errors: list[tuple[int | None, str]]
+) -> tuple[dict[int, str], dict[int, list[str]], list[str]]:
+    """Parser errors by the record or chunk they name, else by the chunk of the last good record."""
+    record_errors: dict[int, str] = {}
+    chunk_errors: dict[int, list[str]] = {}
+    loose_errors: list[str] = []
+    current: int | None = None
+    for last_number, message in errors:
+        if last_number is not None:
+            current = _chunk_of(spans, last_number, current)
+        if match := _RECORD_ERROR.search(message):
+            number = int(match.group(1))
+            record_errors[number] = message
+            current = _chunk_of(spans, number, current)
+        elif match := _CHUNK_ERROR.search(message):
+            current = int(match.group(1))
+        if current is None:
+            loose_errors.append(message)
+        else:
+            chunk_errors.setdefault(current, []).append(message)
+    return record_errors, chunk_errors, loose_errors
+
+
+def _chunk_of(spans: list[ChunkSpan], number: int, default: int | None) -> int | None:
+    for span in spans:
+        if span.first is not None and span.first <= number <= span.last:  # type: ignore[operator]
+            return span.index
+    return default
+
+
+def _missing(
+    source: str,
+    spans: list[ChunkSpan],
+    low: int,
+    seen: bytearray,
+    record_errors: dict[int, str],
+    chunk_errors: dict[int, list[str]],
+    loose_errors: list[str],
+) -> Iterator[Problem]:
+    reported_chunks: set[int] = set()
+    for span in spans:
+        errors = chunk_errors.get(span.index, [])
+        detail = span.trouble or (errors[0] if errors else "not returned by the parser")
+        if span.merged:
+            reported_chunks.add(span.index)
+            continue
+        if span.first is None:
+            if span.trouble or errors:
+                reported_chunks.add(span.index)
+                yield Problem(source, f"chunk {span.index}", f"unreadable, record count unknown: {detail}")
+            continue
+        for number in range(span.first, span.last + 1):  # type: ignore[operator]
+            if not seen[number - low]:
+                reported_chunks.add(span.index)
+                reason = record_errors.get(number) or f"lost with chunk {span.index}: {detail}"
+                yield Problem(source, f"record {number}", reason)
+    # Errors that cost no expected record (e.g. a damaged chunk beyond the announced count) still show.
+    for index, errors in sorted(chunk_errors.items()):
+        if index not in reported_chunks:
+            yield Problem(source, f"chunk {index}", errors[0])
+    for message in loose_errors:
+        yield Problem(source, "file", message)

@@ -1,0 +1,79 @@
+"""Expand the paths a user gives (files and folders) into the files to read, in a stable order."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from svchunt.model import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A regular file to read. `path` is as the user gave it, or joined under the folder given."""
+
+    path: str
+    size: int
+
+
+def _reason(exc: OSError) -> str:
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[InputFile | Problem]:
+    try:
+        with os.scandir(folder) as listing:
+            names = sorted(entry.name for entry in listing)
+    except OSError as exc:
+        yield Problem(folder, "file", _reason(exc))
+        return
+    for name in names:
+        yield from _one(os.path.join(folder, name), seen)
+
+
+def _one(path: str, seen: set[tuple[int, int]]) -> Iterator[InputFile | Problem]:
+    try:
+        info = os.stat(path)  # follows symlinks: a dangling one fails here
+    except OSError as exc:
+        reason = "broken symbolic link" if os.path.islink(path) else _reason(exc)
+        yield Problem(path, "file", reason)
+        return
+    if stat.S_ISDIR(info.st_mode):
+        key = (info.st_dev, info.st_ino)
+        if key in seen:  # a symlink loop or the same folder given twice
+            return
+        seen.add(key)
+        yield from _walk(path, seen)
+    elif stat.S_ISREG(info.st_mode):
+        if not os.access(path, os.R_OK):
+            yield Problem(path, "file", "cannot read: permission denied")
+        else:
+            yield InputFile(path, info.st_size)
+    else:
+        # Never open a FIFO, socket or device: reading could block forever or never end.
+        yield Problem(path, "file", "not a regular file (FIFO, socket or device): skipped")
+
+
+def iter_inputs(paths: list[str]) -> Iterator[InputFile | Problem]:
+    """Files of `paths`; folders are read recursively, entries sorted by name; each file once.
+
+    Anything that cannot be read (missing path, broken symlink, permission denied, FIFO) is a
+    Problem(path, "file", reason), counted by the engine as a skipped file.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    for path in paths:
+        for item in _one(path, seen_dirs):
+            if isinstance(item, InputFile):
+                try:
+                    info = os.stat(item.path)
+                except OSError:
+                    info = None
+                if info is not None:
+                    key = (info.st_dev, info.st_ino)
+                    if key in seen_files:
+                        continue
+                    seen_files.add(key)
+            yield item

@@ -1,0 +1,136 @@
+"""Read one input file whatever its format, chosen from its first bytes, never from its name.
+
+EVTX (`ElfFile\\0`), gzip (`\\x1f\\x8b`) of EVTX or JSON, zip (`PK\\3\\4`) of any of these (one level of
+nested archives), or JSON (lines, one object, or an array). Events come out normalised; anything
+unreadable comes out as a Problem naming the source and position, and reading goes on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import zipfile
+import zlib
+from collections.abc import Iterator
+from typing import IO
+
+from svchunt.model import Event, Problem
+from svchunt.sources import archives
+from svchunt.sources.archives import ArchiveLimit, Budget, CappedReader
+from svchunt.sources.evtx_reader import FILE_MAGIC, read_evtx
+from svchunt.sources.json_reader import read_json
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_OPEN_BUFFER = 1024 * 1024
+
+Item = Event | Problem
+
+
+def read_events(path: str) -> Iterator[Item]:
+    """Normalised events of one file, and a Problem for each record, member or file that cannot be read.
+
+    An empty file gives one Problem(path, "file", "empty file"): a skipped file, not a skipped record.
+    Problems with position "file" mean the whole input (or what is left of it) was skipped; all other
+    positions ("record N", "line N", "chunk N", "member NAME") are one skipped record each.
+    """
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            yield Problem(path, "file", "not a regular file: skipped")
+            return
+        handle = open(path, "rb", buffering=_OPEN_BUFFER)  # noqa: SIM115 - closed below
+    except OSError as exc:
+        yield Problem(path, "file", f"cannot read: {exc.strerror or exc}")
+        return
+    with handle:
+        try:
+            head = handle.peek(8)[:8]
+        except OSError as exc:
+            yield Problem(path, "file", f"cannot read: {exc.strerror or exc}")
+            return
+        if not head:
+            yield Problem(path, "file", "empty file")
+            return
+        if head.startswith(FILE_MAGIC):
+            handle.close()
+            yield from read_evtx(path, path)
+        elif head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
+            yield from _read_zip(handle, path, Budget(), depth=0)
+        elif head.startswith(GZIP_MAGIC):
+            yield from _read_gzip(handle, path, info.st_size, Budget(), depth=0, position="file")
+        else:
+            yield from read_json(handle, path)
+
+
+def _read_stream(
+    stream: IO[bytes], source: str, compressed_size: int, budget: Budget, depth: int, position: str
+) -> Iterator[Item]:
+    """A decompressed stream (gzip content or zip member): sniff it and read it like a file."""
+    head = stream.peek(8)[:8] if hasattr(stream, "peek") else b""
+    if not head:
+        yield Problem(source, "file", "empty file")
+        return
+    if head.startswith(FILE_MAGIC):
+        with archives.spool(stream, ".evtx") as copy:
+            yield from read_evtx(copy.name, source)
+    elif head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC, GZIP_MAGIC)):
+        if depth >= archives.MAX_NESTING:
+            yield Problem(source, position, "archive nested deeper than one level: refused")
+        elif head.startswith(GZIP_MAGIC):
+            yield from _read_gzip(stream, source, compressed_size, budget, depth + 1, position)
+        else:
+            with archives.spool(stream, ".zip") as copy:
+                yield from _read_zip(copy, source, budget, depth + 1)
+    else:
+        yield from read_json(stream, source)
+
+
+def _read_gzip(
+    raw: IO[bytes], source: str, compressed_size: int, budget: Budget, depth: int, position: str
+) -> Iterator[Item]:
+    capped = CappedReader(gzip.GzipFile(fileobj=raw, mode="rb"), compressed_size, budget, source)
+    try:
+        yield from _read_stream(archives.buffered(capped), source, compressed_size, budget, depth, position)
+    except ArchiveLimit as exc:
+        yield Problem(source, position, str(exc))
+    except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip data
+        yield Problem(source, position, f"gzip data unreadable after {capped.produced} bytes: {exc}")
+
+
+def _read_zip(handle: IO[bytes], source: str, budget: Budget, depth: int) -> Iterator[Item]:
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        yield Problem(source, "file", f"not a readable zip file: {exc}")
+        return
+    with archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if not members:
+            yield Problem(source, "file", "empty archive")
+            return
+        for info in members:
+            name = info.filename
+            where = f"member {name}"
+            refusal = archives.unsafe_member_name(name) or archives.declared_bomb(info, budget)
+            if refusal is not None:
+                yield Problem(source, where, refusal)
+                continue
+            member_source = f"{source}!{name}"
+            try:
+                stream = archive.open(info)
+            except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError) as exc:
+                yield Problem(source, where, f"cannot open member: {exc}")
+                continue
+            capped = CappedReader(stream, info.compress_size, budget, member_source)
+            try:
+                with stream:
+                    yield from _read_stream(
+                        archives.buffered(capped), member_source, info.compress_size, budget, depth, where
+                    )
+            except ArchiveLimit as exc:
+                yield Problem(source, where, str(exc))
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                yield Problem(source, where, f"member data unreadable after {capped.produced} bytes: {exc}")
