@@ -56,7 +56,9 @@ def measure(label: str, run, repeat: int) -> float:  # type: ignore[no-untyped-d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=evtx_reader.PARSER_THREADS)

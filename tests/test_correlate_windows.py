@@ -212,3 +212,19 @@ def test_state_round_trip_resumes_windows():
     resumed = Correlator.from_state(rules, first.to_state())
     alerts = resumed.feed([sig(B, event(20, record=2)), sig(C, event(100, record=3))]) + resumed.flush()
     assert _ids(alerts) == [[1, 2]]
+
+
+def test_documented_absence_fixture_loads_and_fires():
+    import yaml
+    from conftest import FIXTURES
+
+    path = FIXTURES / "correlate" / "mr_service_install_gap.yml"
+    base = [rule("registry_service_imagepath_write"), rule("service_install_7045"), rule("service_install_4697")]
+    rules, refused = load_correlations([(str(path), yaml.safe_load(path.read_text()))], base)
+    assert not refused and rules[0].info.level == "high"
+    write = sig(base[0], event(0, EventID=13, TargetObject=r"HKLM\SYSTEM\ControlSet001\Services\PSEXESVC\ImagePath"))
+    install = sig(base[2], event(2, EventID=4697, ServiceName="psexesvc"))
+    c = Correlator(rules)
+    assert c.run([write, install]) == []
+    alerts = c.run([write])
+    assert len(alerts) == 1 and alerts[0].group == {"Computer": "host1", "svc": "psexesvc"}

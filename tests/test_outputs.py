@@ -47,9 +47,16 @@ def _csv_alert(value: str, n: int) -> Alert:
     from svchunt.model import Evidence
 
     rule = RuleInfo(rule_id=f"r{n}", title=value, level="high", tags=("attack.t1543.003",))
-    ev = Evidence(source=value, record_id=n, event_id=7045, channel="System", timestamp="2020-01-01T00:00:00.000000Z")
-    return Alert(rule=rule, timestamp=ev.timestamp, computer=value, evidence=[ev],
-                 fields={"ServiceName": value, "ImagePath": "C:\\ok.exe", "EventID": 7045})
+    ev = Evidence(
+        source=value, record_id=n, event_id=7045, channel="System", timestamp="2020-01-01T00:00:00.000000Z"
+    )
+    return Alert(
+        rule=rule,
+        timestamp=ev.timestamp,
+        computer=value,
+        evidence=[ev],
+        fields={"ServiceName": value, "ImagePath": "C:\\ok.exe", "EventID": 7045},
+    )
 
 
 def test_csv_neutralises_formula_cells(tmp_path, result):
@@ -69,7 +76,7 @@ def test_csv_neutralises_formula_cells(tmp_path, result):
     # No cell anywhere starts with a formula character.
     for r in rows:
         for column, cell in r.items():
-            assert not cell[:1] in ("=", "+", "-", "@", "\t", "\r"), (column, cell)
+            assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r"), (column, cell)
 
 
 def test_csv_columns_and_evidence_refs(tmp_path, result):
@@ -79,7 +86,9 @@ def test_csv_columns_and_evidence_refs(tmp_path, result):
     assert tuple(rows[0].keys()) == csv_out.COLUMNS
     corr = next(r for r in rows if r["kind"] == "correlation")
     assert corr["evidence"].split(" | ") == [
-        "logs/DC01-System.evtx#3001", "logs/DC01-Security.evtx#88100", "logs/DC01-Security.evtx#88130"
+        "logs/DC01-System.evtx#3001",
+        "logs/DC01-Security.evtx#88100",
+        "logs/DC01-Security.evtx#88130",
     ]
     sysmon = next(r for r in rows if r["EventID"] == "13")
     assert sysmon["evidence"] == "logs/ws02-sysmon.jsonl:42"
@@ -96,8 +105,15 @@ def test_terminal_summary_counts_and_escapes_markup(result):
     # Attacker-controlled strings print literally instead of being interpreted as rich markup.
     assert synthetic.HOSTILE_HOST in text
     assert synthetic.XSS_SCRIPT in text  # refused rule title
-    for expected in ("PsExec service installed", "bad chunk checksum", "logs/broken.evtx (record 12)",
-                     "unsupported: near aggregation", "rules/uses_near.yml", "25311", "first run on host"):
+    for expected in (
+        "PsExec service installed",
+        "bad chunk checksum",
+        "logs/broken.evtx (record 12)",
+        "unsupported: near aggregation",
+        "rules/uses_near.yml",
+        "25311",
+        "first run on host",
+    ):
         assert expected in text
     assert re.search(r"critical\s+2", text) and re.search(r"records skipped\s+3", text)
 
@@ -121,7 +137,9 @@ def test_terminal_summary_limits_rows():
 
 # ---------------------------------------------------------------- Navigator
 def _validate_layer(layer: dict) -> None:
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema not installed (pip install -e '.[test]')")
+    jsonschema = pytest.importorskip(
+        "jsonschema", reason="jsonschema not installed (pip install -e '.[test]')"
+    )
     schema = json.loads((FIXTURES / "outputs" / "layer_schema.json").read_text())
     jsonschema.validate(layer, schema)
 
@@ -141,7 +159,9 @@ def test_alerts_layer_validates_and_counts(tmp_path, result):
 
 
 def test_alerts_layer_level_score_and_bad_tags(result):
-    odd = RuleInfo(rule_id="x", title="odd tags", level="high", tags=("attack.t15", "attack.t1543.0031", "attack.t1003"))
+    odd = RuleInfo(
+        rule_id="x", title="odd tags", level="high", tags=("attack.t15", "attack.t1543.0031", "attack.t1003")
+    )
     result.alerts.append(Alert(rule=odd, timestamp=None, computer="h", evidence=[], fields={}))
     layer = navigator.alerts_layer(result.alerts, score="level")
     _validate_layer(layer)
@@ -214,5 +234,10 @@ def test_html_title_escaped_and_correlation_events(tmp_path, result):
     corr = next(a for a in data["alerts"] if a["kind"] == "correlation")
     assert [e["fields"]["EventID"] for e in corr["evidence"]] == [7045, 4624, 4688]
     assert "events" not in corr["extra"] and corr["extra"]["timespan"] == "5m"
-    single = next(a for a in data["alerts"] if a["rule_id"] == synthetic.PSEXEC.rule_id)
+    # Rule text is stored once per rule; alerts point at it.
+    assert len(data["rules"]) == len({a.rule.rule_id for a in result.alerts})
+    single = next(
+        a for a in data["alerts"] if data["rules"][a["rule"]]["rule_id"] == synthetic.PSEXEC.rule_id
+    )
+    assert data["rules"][single["rule"]]["techniques"] == ["T1543.003", "T1569.002"]
     assert single["fields"]["ServiceName"] == "PSEXESVC" and "fields" not in single["evidence"][0]

@@ -21,20 +21,33 @@ import synthetic  # noqa: E402
 @pytest.fixture
 def case_file(tmp_path):
     path = str(tmp_path / "case.duckdb")
-    case.write_case(path, synthetic.sample_result(), {"run_id": "run-1", "started": "2024-01-01T00:00:00Z",
-                                                     "finished": "2024-01-01T00:01:00Z", "args": ["hunt", "logs/"]})
+    case.write_case(
+        path,
+        synthetic.sample_result(),
+        {
+            "run_id": "run-1",
+            "started": "2024-01-01T00:00:00Z",
+            "finished": "2024-01-01T00:01:00Z",
+            "args": ["hunt", "logs/"],
+        },
+    )
     return path
 
 
 def test_round_trip_keeps_alerts_evidence_and_ids(case_file):
     original = synthetic.sample_result()
     back = case.read_case(case_file)
-    assert [a.to_dict() for a in back.alerts] == [a.to_dict() for a in sorted(original.alerts, key=lambda a: a.sort_key())]
+    assert [a.to_dict() for a in back.alerts] == [
+        a.to_dict() for a in sorted(original.alerts, key=lambda a: a.sort_key())
+    ]
     corr = next(a for a in back.alerts if a.kind == "correlation")
     assert [e.record_id for e in corr.evidence] == [3001, 88100, 88130]  # stored order kept
     assert corr.extra["events"][1]["LogonType"] == 3
     psexec = next(a for a in back.alerts if a.rule.rule_id == synthetic.PSEXEC.rule_id)
-    assert psexec.rule.falsepositives == synthetic.PSEXEC.falsepositives and psexec.rule.path == synthetic.PSEXEC.path
+    assert (
+        psexec.rule.falsepositives == synthetic.PSEXEC.falsepositives
+        and psexec.rule.path == synthetic.PSEXEC.path
+    )
     assert back.stats.records_read == original.stats.records_read
     assert back.problems == original.problems
     assert sorted(back.refused, key=lambda r: r.path) == sorted(original.refused, key=lambda r: r.path)
@@ -76,14 +89,19 @@ def test_empty_run(tmp_path):
 
 def test_query_is_read_only_and_json_fields_queryable(case_file):
     cols, rows = case.query(
-        case_file, "SELECT fields->>'ServiceName' AS svc FROM alerts WHERE rule_id = ? ".replace("?", f"'{synthetic.PSEXEC.rule_id}'")
+        case_file,
+        "SELECT fields->>'ServiceName' AS svc FROM alerts WHERE rule_id = ? ".replace(
+            "?", f"'{synthetic.PSEXEC.rule_id}'"
+        ),
     )
     assert cols == ["svc"] and rows == [("PSEXESVC",)]
     with pytest.raises(duckdb.Error):
         case.query(case_file, "DELETE FROM alerts")
     with pytest.raises(duckdb.Error):
         case.query(case_file, "SELECT * FROM read_csv('/etc/hostname')")
-    assert case.query(case_file, "SELECT count(*) FROM alerts")[1][0][0] == len(synthetic.sample_result().alerts)
+    assert case.query(case_file, "SELECT count(*) FROM alerts")[1][0][0] == len(
+        synthetic.sample_result().alerts
+    )
 
 
 def test_read_missing_case(tmp_path):
@@ -93,7 +111,14 @@ def test_read_missing_case(tmp_path):
 
 def test_cli_query_prints_table_and_escapes(case_file):
     runner = CliRunner()
-    res = runner.invoke(cli, ["query", case_file, "SELECT computer, count(*) AS n FROM alerts GROUP BY ALL ORDER BY n DESC, computer"])
+    res = runner.invoke(
+        cli,
+        [
+            "query",
+            case_file,
+            "SELECT computer, count(*) AS n FROM alerts GROUP BY ALL ORDER BY n DESC, computer",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "DC01.corp.local" in res.output and synthetic.HOSTILE_HOST in res.output
     assert "5 row(s)" in res.output
@@ -103,10 +128,15 @@ def test_cli_query_prints_table_and_escapes(case_file):
 
 def test_cli_report_renders_outputs(case_file, tmp_path):
     html, layer, jl = tmp_path / "r.html", tmp_path / "l.json", tmp_path / "a.jsonl"
-    res = CliRunner().invoke(cli, ["report", case_file, "--html", str(html), "--navigator", str(layer), "--jsonl", str(jl)])
+    res = CliRunner().invoke(
+        cli, ["report", case_file, "--html", str(html), "--navigator", str(layer), "--jsonl", str(jl)]
+    )
     assert res.exit_code == 0, res.output
     assert "svchunt-data" in html.read_text(encoding="utf-8") and "run-1" in html.read_text(encoding="utf-8")
-    assert {t["techniqueID"] for t in json.loads(layer.read_text())["techniques"]} >= {"T1543.003", "T1021.002"}
+    assert {t["techniqueID"] for t in json.loads(layer.read_text())["techniques"]} >= {
+        "T1543.003",
+        "T1021.002",
+    }
     assert len(jl.read_text().splitlines()) == len(synthetic.sample_result().alerts)
     summary = CliRunner().invoke(cli, ["report", case_file])
     assert summary.exit_code == 0 and "Alerts by rule" in summary.output

@@ -63,7 +63,11 @@ def sample_report(tmp_path):
         "hive": "SYSTEM",
         "findings": [
             {"service": synthetic.XSS_SCRIPT, "image_path": synthetic.XSS_IMG, "reason": "driver not signed"},
-            {"service": "WinDefend", "image_path": "C:\\ProgramData\\x.sys", "reason": "driver outside System32"},
+            {
+                "service": "WinDefend",
+                "image_path": "C:\\ProgramData\\x.sys",
+                "reason": "driver outside System32",
+            },
         ],
     }
     html_report.write_html(str(path), synthetic.sample_result(), audit=audit, title="svchunt test report")
@@ -77,16 +81,21 @@ def test_renders_summary_timeline_rows_and_screenshot(driver, sample_report, tmp
         "return Array.from(document.querySelectorAll('#timeline-rows .tl-row')).map(r => r.dataset.host)"
     )
     # Only alerts with a timestamp are on the timeline; busiest host first.
-    assert sorted(hosts) == sorted(["DC01.corp.local", "WS01.corp.local", "WS02.corp.local", synthetic.HOSTILE_HOST])
-    assert hosts[0] == "DC01.corp.local"
-    rects = driver.execute_script("return Array.from(document.querySelectorAll('#timeline svg rect')).map(r => r.getAttribute('class'))")
-    # One mark per (time bin, level): the two critical DC01 alerts 7 s apart share one mark.
-    assert sorted(rects) == sorted(["lvl-critical", "lvl-high", "lvl-medium", "lvl-low", "lvl-low"])
-    dc01 = driver.execute_script(
-        "return Array.from(document.querySelectorAll('.tl-row')).find(r => r.dataset.host === 'DC01.corp.local')"
-        ".querySelector('rect title').textContent"
+    assert sorted(hosts) == sorted(
+        ["DC01.corp.local", "WS01.corp.local", "WS02.corp.local", synthetic.HOSTILE_HOST]
     )
-    assert dc01.startswith("2 critical alert(s) from 2019-03-21T")
+    assert hosts[0] == "DC01.corp.local"
+    marks = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#timeline .tl-row')).map(r => [r.dataset.host,"
+        " Array.from(r.querySelectorAll('svg path')).map(p => [p.getAttribute('class'), +p.dataset.count,"
+        " (p.getAttribute('d').match(/M/g) || []).length])])"
+    )
+    marks = {host: sorted(map(tuple, paths)) for host, paths in marks}
+    # One path per level per host; the two critical DC01 alerts 7 s apart share one time bin (one mark).
+    assert marks["DC01.corp.local"] == [("lvl-critical", 2, 1)]
+    assert marks["WS01.corp.local"] == [("lvl-high", 1, 1), ("lvl-medium", 1, 1)]
+    assert marks["WS02.corp.local"] == [("lvl-low", 1, 1)]
+    assert marks[synthetic.HOSTILE_HOST] == [("lvl-low", 1, 1)]
     assert "1 alert(s) without a timestamp" in driver.find_element("id", "timeline-note").text
     cards = driver.find_element("id", "cards").text
     assert "25311" in cards and "records skipped" in cards
@@ -114,7 +123,9 @@ def test_filters_reduce_rows_and_timeline(driver, sample_report):
     assert _rows(driver) == 2
     driver.find_element(By.ID, "f-reset").click()
     _select(driver, "f-tech", "T1112")
-    titles = driver.execute_script("return Array.from(document.querySelectorAll('#alert-rows td.rule')).map(td => td.textContent)")
+    titles = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#alert-rows td.rule')).map(td => td.textContent)"
+    )
     assert titles == ["Service ImagePath modified in registry"]
     driver.find_element(By.ID, "f-reset").click()
     _select(driver, "f-rule", synthetic.LATERAL.rule_id)
@@ -148,7 +159,9 @@ def test_correlation_chain_in_time_order(driver, sample_report):
     )
     assert [s.split("EventID ")[1].split()[0] for s in steps] == ["4624", "7045", "4688"]
     # Each step shows that event's own fields.
-    first = driver.execute_script("return document.querySelector('#alert-rows tr.detail div.evidence').textContent")
+    first = driver.execute_script(
+        "return document.querySelector('#alert-rows tr.detail div.evidence').textContent"
+    )
     assert "LogonType" in first and "10.0.0.66" in first
 
 
@@ -161,10 +174,17 @@ def test_hostile_strings_are_text_and_nothing_runs(driver, sample_report):
     for hostile in synthetic.HOSTILE:
         assert hostile in text, hostile
     # Option labels of the host filter carry the hostile computer name as text too.
-    assert synthetic.HOSTILE_HOST in driver.execute_script("return document.getElementById('f-host').textContent")
+    assert synthetic.HOSTILE_HOST in driver.execute_script(
+        "return document.getElementById('f-host').textContent"
+    )
     assert driver.execute_script("return window.__hits") == []
     assert driver.execute_script("return window.__pwned === undefined")
-    assert driver.execute_script("return document.querySelectorAll('main img, main svg script, main a, main iframe').length") == 0
+    assert (
+        driver.execute_script(
+            "return document.querySelectorAll('main img, main svg script, main a, main iframe').length"
+        )
+        == 0
+    )
     assert driver.execute_script("return document.scripts.length") == 2
     assert _severe_logs(driver) == []
     # The hook itself works: a call to alert() from the page is recorded.
@@ -206,3 +226,24 @@ def test_show_more_pages_through_large_lists(driver, tmp_path):
     _select(driver, "f-host", host)
     assert _rows(driver) == min(expected, 200) and expected < 450
     assert driver.find_element(By.ID, "count").text == f"{expected} of 450 alerts"
+
+
+def test_audit_only_report(driver, tmp_path):
+    path = tmp_path / "audit.html"
+    findings = [
+        {
+            "service": synthetic.XSS_SVG,
+            "image_path": synthetic.XSS_LINK,
+            "reason": "image path in user folder",
+        }
+    ]
+    html_report.write_html(str(path), None, audit=findings, title="audit")
+    _open(driver, path)
+    assert not driver.find_element("id", "alerts").is_displayed()
+    audit = driver.find_element("id", "audit")
+    assert audit.is_displayed()
+    cells = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#audit td')).map(td => td.textContent)"
+    )
+    assert cells == [synthetic.XSS_SVG, synthetic.XSS_LINK, "image path in user folder"]
+    assert driver.execute_script("return window.__hits") == []

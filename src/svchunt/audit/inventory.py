@@ -186,6 +186,12 @@ def read_inventory(source: RegistrySource) -> tuple[list[str], str | None, list[
     for control_set in sets:
         base = f"{control_set}\\Services"
         for name in source.subkeys(base):
+            if not name or not name.isprintable() or "\ufffd" in name:
+                shown = repr(name[:40]) + ("…" if len(name) > 40 else "")
+                source.problems.append(
+                    Problem(source.label, f"key {base}", f"damaged subkey record (name {shown}, {len(name)} chars) skipped")
+                )
+                continue
             view = source.key(f"{base}\\{name}")
             if view is None:
                 source.problems.append(Problem(source.label, f"key {base}\\{name}", "listed but unreadable"))

@@ -40,6 +40,7 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option("--no-cache", is_flag=True, help="Recompile every rule (the cache is keyed by content, never stale).")
 @click.option("--max-rows", type=int, default=30, show_default=True, help="Rows per summary table.")
+@click.option("--summary-json", "summary_path", help="Write the run's counts (files, records, rules, alerts) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on the terminal.")
 def hunt(
     paths: tuple[str, ...],
@@ -58,12 +59,13 @@ def hunt(
     workers: int | None,
     no_cache: bool,
     max_rows: int,
+    summary_path: str | None,
     quiet: bool,
 ) -> None:
     """Hunt service persistence and lateral movement in EVTX / JSON logs (files, folders, .gz, .zip)."""
     from rich.console import Console
 
-    from svchunt.engine.hunt import HuntOptions, load_ruleset, run_hunt
+    from svchunt.engine.hunt import HuntOptions, load_ruleset
     from svchunt.rules.allowlists import AllowlistError
 
     if no_builtin and not rule_paths:
@@ -111,6 +113,8 @@ def hunt(
         from svchunt.outputs.case import write_case
 
         write_case(case_path, result, {"command": "hunt", "paths": list(paths), "rules": list(rule_paths)})
+    if summary_path:
+        _write_summary(result, summary_path)
     if not quiet:
         from svchunt.outputs.terminal import render_summary
 
@@ -118,6 +122,24 @@ def hunt(
     if result.stats.records_read == 0:
         err.print("[red]nothing could be read from the given paths[/red]")
         sys.exit(1)
+
+
+def _write_summary(result, path: str) -> None:
+    from collections import Counter
+    from dataclasses import asdict
+
+    import orjson
+
+    data = {
+        **asdict(result.stats),
+        "alerts": len(result.alerts),
+        "alerts_by_level": dict(Counter(a.rule.level for a in result.alerts)),
+        "rules_refused": len(result.refused),
+        "problems": [{"source": p.source, "position": p.position, "reason": p.reason} for p in result.problems],
+        "notes": result.notes,
+    }
+    with open(path, "wb") as fh:
+        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
 def _run_with_progress(options, ruleset, err, quiet):
@@ -135,6 +157,6 @@ def _run_with_progress(options, ruleset, err, quiet):
         return run_hunt(
             options,
             ruleset,
-            on_file=lambda res: progress.advance(task),
+            on_chunk=lambda res: progress.advance(task, len(res.paths)),
             on_inputs=lambda n: progress.update(task, total=n),
         )

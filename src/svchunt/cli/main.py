@@ -10,8 +10,11 @@ import click
 COMMANDS: dict[str, str] = {
     "hunt": "svchunt.cli.hunt:hunt",
     "rules": "svchunt.cli.rules:rules",
+    "audit": "svchunt.cli.audit:audit",
     "report": "svchunt.cli.report:report",
     "query": "svchunt.cli.query:query",
+    "watch": "svchunt.cli.watch:watch",
+    "coverage": "svchunt.cli.coverage:coverage",
 }
 
 

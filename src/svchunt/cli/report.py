@@ -9,9 +9,15 @@ from rich.console import Console
 
 @click.command()
 @click.argument("case_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
-@click.option("--navigator", "navigator_path", type=click.Path(dir_okay=False), help="Write an ATT&CK Navigator layer.")
-@click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), help="Write the alerts as JSON Lines.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report."
+)
+@click.option(
+    "--navigator", "navigator_path", type=click.Path(dir_okay=False), help="Write an ATT&CK Navigator layer."
+)
+@click.option(
+    "--jsonl", "jsonl_path", type=click.Path(dir_okay=False), help="Write the alerts as JSON Lines."
+)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the alerts as CSV.")
 @click.option("--title", default=None, help="Report title (default: the case file name).")
 def report(
@@ -47,4 +53,7 @@ def report(
     if not wrote:
         terminal.render_summary(result, Console())
         return
-    console.print(f"{len(runs)} run(s), {len(result.alerts)} alert(s) from {case_file} → " + ", ".join(wrote), markup=False)
+    console.print(
+        f"{len(runs)} run(s), {len(result.alerts)} alert(s) from {case_file} → " + ", ".join(wrote),
+        markup=False,
+    )

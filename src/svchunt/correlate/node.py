@@ -64,6 +64,9 @@ class Node:
         self.skipped = skipped
         self.groups: dict[tuple, Buffer] = {}
         self.horizon = -(2**62)  # input complete strictly before this time
+        self._refs = {
+            rule_id: tuple(zip(rule.group_by, rule.group_refs(rule_id), strict=True)) for rule_id in rule.inputs
+        }
 
     # -- input -----------------------------------------------------------------
     def ingest(self, rule_id: str, ts: int, order: tuple, ident: tuple, events: tuple[Event, ...],
@@ -93,7 +96,7 @@ class Node:
 
     def _group(self, rule_id: str, fields: dict[str, Any]) -> tuple | None:
         values = []
-        for name, ref in zip(self.rule.group_by, self.rule.group_refs(rule_id), strict=True):
+        for name, ref in self._refs[rule_id]:
             value = ref.read(fields)
             if value is None:
                 self._skip(f"missing group-by field {name!r} (read as {ref}) in events of rule {rule_id}")
@@ -126,8 +129,8 @@ class Node:
         """Decide everything that can be decided with input complete before `horizon`."""
         self.horizon = max(self.horizon, horizon)
         hits: list[Hit] = []
-        for group in sorted(self.groups, key=repr):
-            buf = self.groups[group]
+        # group order does not matter: alerts are sorted, and chained inputs are buffered in time order
+        for group, buf in list(self.groups.items()):
             self._advance_group(group, buf, hits)
             if not buf.pending:
                 del self.groups[group]

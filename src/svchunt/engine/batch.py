@@ -80,7 +80,10 @@ class ColumnBatch:
         NUL never occurs in a keyword, so a match cannot straddle two values.
         """
         if self._fulltext is None:
-            self._fulltext = ["\0".join(_texts(e.fields.values())) for e in self.events]
+            self._fulltext = [
+                "\0".join([v if type(v) is str else str(v) for v in e.fields.values() if v is not None])
+                for e in self.events
+            ]
         return self._fulltext
 
     def has_lists(self, name: str) -> bool:
@@ -95,16 +98,3 @@ def _first_present(fields: dict[str, Any], keys: list[str]) -> Any:
             return v
     return None
 
-
-def _texts(values: Any) -> list[str]:
-    out = []
-    for v in values:
-        if v is None:
-            continue
-        if type(v) is str:
-            out.append(v)
-        elif isinstance(v, list | tuple):
-            out.extend(_texts(v))
-        else:
-            out.append(str(v))
-    return out

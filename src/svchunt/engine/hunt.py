@@ -31,6 +31,10 @@ from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
 
 BATCH_SIZE = 8192
+# Workers take files in chunks and batch events across the files of a chunk: with thousands of
+# small EVTX files, evaluating per file would pay every rule's fixed cost per file.
+CHUNK_BYTES = 8 << 20
+CHUNK_FILES = 64
 
 
 @dataclass
@@ -48,8 +52,8 @@ class HuntOptions:
 
 
 @dataclass
-class FileResult:
-    path: str
+class ChunkResult:
+    paths: list[str]
     records: int = 0
     outside_window: int = 0
     matches: list[tuple[int, Event]] = field(default_factory=list)  # (rule index, event)
@@ -74,51 +78,64 @@ def load_ruleset(options: HuntOptions) -> RuleSet:
 _WORKER: dict[str, object] = {}
 
 
-def scan_file(path: str) -> FileResult:
+def scan_chunk(paths: list[str]) -> ChunkResult:
     matcher: Matcher = _WORKER["matcher"]  # type: ignore[assignment]
     since: str | None = _WORKER.get("since")  # type: ignore[assignment]
     until: str | None = _WORKER.get("until")  # type: ignore[assignment]
-    result = FileResult(path)
+    result = ChunkResult(list(paths))
     batch: list[Event] = []
-
-    def flush() -> None:
-        result.matches.extend(matcher.match_indexed(batch))
-        batch.clear()
-
-    for item in read_events(path):
-        if type(item) is not Event:
-            result.problems.append(item)  # type: ignore[arg-type]
-            continue
-        result.records += 1
-        if since or until:
-            ts = item.timestamp
-            if ts is None or (since and ts < since) or (until and ts > until):
-                result.outside_window += 1
+    for path in paths:
+        for item in read_events(path):
+            if type(item) is not Event:
+                result.problems.append(item)  # type: ignore[arg-type]
                 continue
-        batch.append(item)
-        if len(batch) >= BATCH_SIZE:
-            flush()
+            result.records += 1
+            if since or until:
+                ts = item.timestamp
+                if ts is None or (since and ts < since) or (until and ts > until):
+                    result.outside_window += 1
+                    continue
+            batch.append(item)
+            if len(batch) >= BATCH_SIZE:
+                result.matches.extend(matcher.match_indexed(batch))
+                batch.clear()
     if batch:
-        flush()
+        result.matches.extend(matcher.match_indexed(batch))
     return result
 
 
-def _scan_all(files: list[str], workers: int, on_file: Callable[[FileResult], None] | None) -> list[FileResult]:
-    results: list[FileResult] = []
-    if workers <= 1 or len(files) < 2:
-        for path in files:
-            res = scan_file(path)
+def chunk_files(files: list[str]) -> list[list[str]]:
+    """Big files first (better balance between workers), small ones grouped."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for path in sorted(files, key=_size, reverse=True):
+        current.append(path)
+        size += _size(path)
+        if size >= CHUNK_BYTES or len(current) >= CHUNK_FILES:
+            chunks.append(current)
+            current, size = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _scan_all(files: list[str], workers: int, on_chunk: Callable[[ChunkResult], None] | None) -> list[ChunkResult]:
+    results: list[ChunkResult] = []
+    chunks = chunk_files(files)
+    if workers <= 1 or len(chunks) < 2:
+        for chunk in chunks:
+            res = scan_chunk(chunk)
             results.append(res)
-            if on_file:
-                on_file(res)
+            if on_chunk:
+                on_chunk(res)
         return results
-    by_size = sorted(files, key=_size, reverse=True)  # big files first: better balance
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(processes=workers) as pool:
-        for res in pool.imap_unordered(scan_file, by_size, chunksize=1):
+    with ctx.Pool(processes=min(workers, len(chunks))) as pool:
+        for res in pool.imap_unordered(scan_chunk, chunks, chunksize=1):
             results.append(res)
-            if on_file:
-                on_file(res)
+            if on_chunk:
+                on_chunk(res)
     return results
 
 
@@ -136,7 +153,7 @@ def default_workers() -> int:
 def run_hunt(
     options: HuntOptions,
     ruleset: RuleSet | None = None,
-    on_file: Callable[[FileResult], None] | None = None,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
     on_inputs: Callable[[int], None] | None = None,
 ) -> HuntResult:
     started = time.perf_counter()
@@ -158,13 +175,13 @@ def run_hunt(
     _WORKER.clear()
     _WORKER.update(matcher=matcher, since=options.since, until=options.until)
     workers = options.workers or default_workers()
-    results = _scan_all(files, workers, on_file)
+    results = _scan_all(files, workers, on_chunk)
 
     stats = RunStats(files=len(files), rules_loaded=len(ruleset.rules), correlations_loaded=corr_count)
     signals: list[Signal] = []
     matched_events: set[tuple] = set()
     outside = 0
-    for res in sorted(results, key=lambda r: r.path):
+    for res in sorted(results, key=lambda r: r.paths):
         stats.records_read += res.records
         outside += res.outside_window
         problems.extend(res.problems)
@@ -175,16 +192,16 @@ def run_hunt(
     stats.records_matched = len(matched_events)
 
     alerts = _alerts(signals, correlator)
-    notes: list[str] = []
+    notes: list[str] = list(correlator.notes())
     if outside:
         notes.append(f"{outside} records outside --since/--until (or without a timestamp) were not evaluated")
     if options.state:
         from svchunt.correlate.baseline import ServiceBaseline
 
-        baseline = ServiceBaseline(options.state)
-        new_alerts, baseline_notes = baseline.process(signals)
-        alerts.extend(new_alerts)
-        notes.extend(baseline_notes)
+        with ServiceBaseline(options.state) as baseline:
+            outcome = baseline.process(signals)
+        alerts.extend(outcome.alerts)
+        notes.extend(outcome.notes)
     if options.min_level:
         floor = LEVEL_RANK[options.min_level]
         alerts = [a for a in alerts if LEVEL_RANK.get(a.rule.level, 0) >= floor]

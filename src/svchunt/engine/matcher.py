@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from svchunt.engine.batch import ColumnBatch
 from svchunt.engine.prefilter import Need, Prefilter, necessary_literals
@@ -11,6 +12,16 @@ from svchunt.model import Event, RuleInfo, Signal
 from svchunt.rules.loader import LoadedRule
 
 RouteKey = tuple[str | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one (channel, EventID) group meets: its rules, and the prefilter over those that have literals."""
+
+    rules: tuple[int, ...]
+    prefilter: Prefilter | None
+    unfiltered: frozenset[int]  # rules without a usable literal: always evaluated
+    unfiltered_sorted: tuple[int, ...]
 
 
 class Matcher:
@@ -23,17 +34,30 @@ class Matcher:
     def __init__(self, rules: Iterable[LoadedRule]):
         self.rules = list(rules)
         self.infos: list[RuleInfo] = [r.info for r in self.rules]
-        self.selects: list[Select] = [compile_condition(r.compiled.condition) for r in self.rules]
+        # Compiled on first use: a run only pays for the rules its events can reach.
+        self._selects: list[Select | None] = [None] * len(self.rules)
         self._table: dict[RouteKey, list[int]] = {}
         for i, rule in enumerate(self.rules):
             for route in rule.compiled.routes:
                 channel = route.channel.lower() if route.channel else None
                 for eid in route.event_ids if route.event_ids is not None else (None,):
                     self._table.setdefault((channel, eid), []).append(i)
-        self._plans: dict[RouteKey, tuple[tuple[int, ...], Prefilter | None]] = {}
-        self.needs: list[Need | None] = [necessary_literals(r.compiled.condition) for r in self.rules]
+        self._plans: dict[RouteKey, Plan] = {}
+        self._needs: list[Need | None | bool] = [False] * len(self.rules)  # False: not computed yet
 
-    def plan(self, key: RouteKey) -> tuple[tuple[int, ...], Prefilter | None]:
+    def need(self, i: int) -> Need | None:
+        need = self._needs[i]
+        if need is False:
+            need = self._needs[i] = necessary_literals(self.rules[i].compiled.condition)
+        return need  # type: ignore[return-value]
+
+    def select(self, i: int) -> Select:
+        select = self._selects[i]
+        if select is None:
+            select = self._selects[i] = compile_condition(self.rules[i].compiled.condition)
+        return select
+
+    def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""
         plan = self._plans.get(key)
         if plan is None:
@@ -42,8 +66,9 @@ class Matcher:
             for k in {(channel, eid), (channel, None), (None, eid), (None, None)}:
                 found.update(self._table.get(k, ()))
             rules = tuple(sorted(found))
-            needs = {i: n for i in rules if (n := self.needs[i]) is not None}
-            plan = (rules, Prefilter.build(needs) if needs else None)
+            needs = {i: n for i in rules if (n := self.need(i)) is not None}
+            unfiltered = frozenset(i for i in rules if i not in needs)
+            plan = Plan(rules, Prefilter.build(needs) if needs else None, unfiltered, tuple(sorted(unfiltered)))
             self._plans[key] = plan
         return plan
 
@@ -66,20 +91,27 @@ class Matcher:
                 group.append(event)
         out: list[tuple[int, Event]] = []
         for key, group_events in groups.items():
-            plan, prefilter = self.plan(key)
-            if not plan:
+            plan = self.plan(key)
+            if not plan.rules:
                 continue
             batch = ColumnBatch(group_events)
             all_rows = batch.rows
-            hits = prefilter.scan(batch) if prefilter is not None else {}
-            for i in plan:
+            prefilter = plan.prefilter
+            if prefilter is None:
+                todo: Iterable[int] = plan.rules
+                hits: dict[int, list[int]] = {}
+            else:
+                hits = prefilter.scan(batch)
+                todo = sorted(plan.unfiltered.union(prefilter.active_rules(hits))) if hits else plan.unfiltered_sorted
+            for i in todo:
                 if prefilter is not None and i in prefilter.rule_literals:
                     candidates = prefilter.candidates(i, hits)
                     if not candidates:
                         continue
                 else:
                     candidates = all_rows
-                rows = self.selects[i](batch, candidates)
+                select = self._selects[i] or self.select(i)
+                rows = select(batch, candidates)
                 if rows:
                     out.extend((i, group_events[r]) for r in rows)
         return out

@@ -63,16 +63,19 @@ class Prefilter:
 
     automata: dict[str, ahocorasick.Automaton]
     rule_literals: dict[int, list[tuple[str, int]]]  # rule index -> [(field, literal id)]
+    literal_rules: dict[int, list[int]]  # literal id -> rule indexes that need it
 
     @classmethod
     def build(cls, needs: dict[int, Need]) -> Prefilter:
         ids: dict[tuple[str, str], int] = {}
         rule_literals: dict[int, list[tuple[str, int]]] = {}
+        literal_rules: dict[int, list[int]] = {}
         for rule, need in needs.items():
             refs = []
             for fname, lit in need:
                 lid = ids.setdefault((fname, lit), len(ids))
                 refs.append((fname, lid))
+                literal_rules.setdefault(lid, []).append(rule)
             rule_literals[rule] = refs
         automata: dict[str, ahocorasick.Automaton] = {}
         for (fname, lit), lid in ids.items():
@@ -82,7 +85,7 @@ class Prefilter:
             automaton.add_word(lit, lid)
         for automaton in automata.values():
             automaton.make_automaton()
-        return cls(automata, rule_literals)
+        return cls(automata, rule_literals, literal_rules)
 
     def scan(self, batch: ColumnBatch) -> dict[int, list[int]]:
         """literal id -> rows (ascending, unique) where it occurs in its field."""
@@ -101,6 +104,14 @@ class Prefilter:
                         elif rows[-1] != r:
                             rows.append(r)
         return hits
+
+    def active_rules(self, hits: dict[int, list[int]]) -> set[int]:
+        """Rules with at least one literal hit: the only prefiltered rules worth evaluating."""
+        active: set[int] = set()
+        literal_rules = self.literal_rules
+        for lid in hits:
+            active.update(literal_rules[lid])
+        return active
 
     def candidates(self, rule: int, hits: dict[int, list[int]]) -> list[int]:
         refs = self.rule_literals[rule]

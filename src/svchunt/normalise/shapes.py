@@ -105,11 +105,10 @@ def _add_event_data(data: Any, out: dict[str, Any]) -> None:
             out["Data"] = _unnamed_data(data)
         return
     for key, value in data.items():
-        if type(value) in _SCALARS:
-            if key != "#attributes":
-                out[key] = value
-        elif key == "Data" or key == "#text":
+        if key == "Data" or key == "#text":
             out["Data"] = _unnamed_data(value)
+        elif type(value) in _SCALARS:
+            out[key] = value
         elif key != "#attributes":
             out[key] = _value(value)
 
@@ -185,7 +184,7 @@ def from_nested(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int
     data = event.get("EventData")
     # Usual case: named Data with scalar values, already flat. The parsed dict is ours: reuse it
     # (the type check runs in C through map/issuperset).
-    if type(data) is dict and _SCALARS.issuperset(map(type, data.values())):
+    if type(data) is dict and _SCALARS.issuperset(map(type, data.values())) and "#text" not in data:
         out: dict[str, Any] = data
     else:
         out = {}

@@ -71,7 +71,8 @@ def _alert_tables(alerts: list[Alert], run_id: str) -> tuple[pa.Table, pa.Table]
         ).split()
     }
     e_cols: dict[str, list[Any]] = {
-        k: [] for k in "alert_id ordinal source record_id event_id channel timestamp line header_record_id".split()
+        k: []
+        for k in "alert_id ordinal source record_id event_id channel timestamp line header_record_id".split()
     }
     for alert_id, a in unique.items():
         for key, value in (
@@ -106,12 +107,17 @@ def _alert_tables(alerts: list[Alert], run_id: str) -> tuple[pa.Table, pa.Table]
             ):
                 e_cols[key].append(value)
     text, lst, i64 = pa.string(), pa.list_(pa.string()), pa.int64()
-    a_schema = pa.schema(
-        [(k, lst if k in ("tags", "techniques", "covers") else text) for k in a_cols]
-    )
+    a_schema = pa.schema([(k, lst if k in ("tags", "techniques", "covers") else text) for k in a_cols])
     e_schema = pa.schema(
         [
-            (k, pa.int32() if k == "ordinal" else i64 if k in ("record_id", "event_id", "line", "header_record_id") else text)
+            (
+                k,
+                pa.int32()
+                if k == "ordinal"
+                else i64
+                if k in ("record_id", "event_id", "line", "header_record_id")
+                else text,
+            )
             for k in e_cols
         ]
     )
@@ -129,7 +135,9 @@ def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[
     hosts = run_meta.get("hosts")
     if hosts is None:
         hosts = sorted({a.computer for a in result.alerts if a.computer})
-    extra_meta = {k: v for k, v in run_meta.items() if k not in ("run_id", "started", "finished", "args", "hosts")}
+    extra_meta = {
+        k: v for k, v in run_meta.items() if k not in ("run_id", "started", "finished", "args", "hosts")
+    }
     stats = result.stats
     con = duckdb.connect(path)
     try:
@@ -148,7 +156,7 @@ def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[
         )
         alerts_new = con.execute("SELECT count(*) FROM fresh").fetchall()[0][0]
         con.execute(
-            'INSERT INTO alerts SELECT alert_id, run_id, kind, rule_id, title, level, tags, techniques, covers, '
+            "INSERT INTO alerts SELECT alert_id, run_id, kind, rule_id, title, level, tags, techniques, covers, "
             'timestamp, computer, fields::JSON, "group"::JSON, extra::JSON, rule::JSON FROM new_alerts '
             "WHERE alert_id IN (SELECT alert_id FROM fresh)"
         )
@@ -215,7 +223,19 @@ def read_case(path: str) -> HuntResult:
             evidence.setdefault(row[0], []).append(Evidence(*row[1:]))
         alerts = []
         for (
-            alert_id, kind, rule_id, title, level, tags, covers, timestamp, computer, fields, group, extra, rule
+            alert_id,
+            kind,
+            rule_id,
+            title,
+            level,
+            tags,
+            covers,
+            timestamp,
+            computer,
+            fields,
+            group,
+            extra,
+            rule,
         ) in con.execute(
             'SELECT alert_id, kind, rule_id, title, level, tags, covers, timestamp, computer, fields, "group", '
             "extra, rule FROM alerts"
@@ -260,7 +280,9 @@ def read_case(path: str) -> HuntResult:
             stats.correlations_loaded = max(stats.correlations_loaded, row[5] or 0)
             stats.seconds += row[6] or 0.0
             notes.extend(row[7] or [])
-        problems = [Problem(*row) for row in con.execute("SELECT source, position, reason FROM problems").fetchall()]
+        problems = [
+            Problem(*row) for row in con.execute("SELECT source, position, reason FROM problems").fetchall()
+        ]
         refused = [
             Refusal(*row)
             for row in con.execute(

@@ -38,7 +38,20 @@ def embed_json(data: Any) -> str:
     return text.translate(_TRANS)
 
 
-def _alert_payload(alert: Alert) -> dict[str, Any]:
+def _rule_payload(alert: Alert) -> dict[str, Any]:
+    return {
+        "rule_id": alert.rule.rule_id,
+        "title": alert.rule.title,
+        "level": alert.rule.level,
+        "tags": list(alert.rule.tags),
+        "techniques": alert.rule.techniques,
+        "covers": list(alert.rule.covers),
+        "description": alert.rule.description,
+        "falsepositives": list(alert.rule.falsepositives),
+    }
+
+
+def _alert_payload(alert: Alert, rule_index: int) -> dict[str, Any]:
     # Per-event fields for multi-event alerts come from `extra["events"]` (one dict per evidence, same
     # order) when the correlator provides them. A single-event alert's fields are that event's fields:
     # the page shows `fields` there, rather than the payload carrying them twice.
@@ -56,14 +69,7 @@ def _alert_payload(alert: Alert) -> dict[str, Any]:
     return {
         "alert_id": alert.alert_id,
         "kind": alert.kind,
-        "rule_id": alert.rule.rule_id,
-        "title": alert.rule.title,
-        "level": alert.rule.level,
-        "tags": list(alert.rule.tags),
-        "techniques": alert.rule.techniques,
-        "covers": list(alert.rule.covers),
-        "description": alert.rule.description,
-        "falsepositives": list(alert.rule.falsepositives),
+        "rule": rule_index,  # index into payload["rules"]: rule text is stored once, not per alert
         "timestamp": alert.timestamp,
         "computer": alert.computer,
         "group": alert.group,
@@ -74,7 +80,10 @@ def _alert_payload(alert: Alert) -> dict[str, Any]:
 
 
 def build_payload(
-    result: HuntResult | None, audit: Any = None, title: str = "svchunt report", runs: list[dict] | None = None
+    result: HuntResult | None,
+    audit: Any = None,
+    title: str = "svchunt report",
+    runs: list[dict] | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "title": title,
@@ -99,13 +108,22 @@ def build_payload(
             "seconds": round(s.seconds, 2),
             "by_level": summary.by_level(alerts),
         }
-        payload["alerts"] = [_alert_payload(a) for a in alerts]
+        rules: dict[bytes, int] = {}
+        out = []
+        for a in alerts:
+            rule = _rule_payload(a)
+            key = orjson.dumps(rule, default=str)
+            index = rules.setdefault(key, len(rules))
+            out.append(_alert_payload(a, index))
+        payload["rules"] = [orjson.loads(k) for k in rules]
+        payload["alerts"] = out
         payload["problems"] = [
             {"reason": g.reason, "count": g.count, "examples": g.examples}
             for g in summary.group_problems(result.problems)
         ]
         payload["refused"] = [
-            {"reason": r.reason, "path": r.path, "rule_id": r.rule_id, "title": r.title} for r in result.refused
+            {"reason": r.reason, "path": r.path, "rule_id": r.rule_id, "title": r.title}
+            for r in result.refused
         ]
         payload["notes"] = list(result.notes)
     return payload
@@ -128,7 +146,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <p id="by-level"></p><div id="runs"></div></section>
 <section id="timeline"><h2>Timeline per host</h2>
 <div id="timeline-rows"></div><div class="tl-axis"><span id="tl-start"></span><span id="tl-end"></span></div>
-<div class="muted" id="timeline-note"></div></section>
+<div class="muted" id="timeline-note"></div><div id="tl-legend"></div></section>
 <section id="alerts"><h2>Alerts</h2>
 <div class="filters">
 <select id="f-level" aria-label="level"></select><select id="f-rule" aria-label="rule"></select>

@@ -48,7 +48,10 @@ def _valid_id(tid: str) -> bool:
     # Tags are free text in Sigma; only T#### or T####.### are technique ids the Navigator can place.
     head, _, sub = tid.partition(".")
     return (
-        len(head) == 5 and head[0] == "T" and head[1:].isdigit() and (not sub or (len(sub) == 3 and sub.isdigit()))
+        len(head) == 5
+        and head[0] == "T"
+        and head[1:].isdigit()
+        and (not sub or (len(sub) == 3 and sub.isdigit()))
     )
 
 
@@ -83,11 +86,16 @@ def alerts_layer(alerts: list[Alert], name: str = "svchunt alerts", score: str =
                 + ", ".join(sorted(hosts[tid])),
                 "enabled": True,
                 "showSubtechniques": False,
-                "metadata": [{"name": "highest level", "value": level}, {"name": "alerts", "value": str(counts[tid])}],
+                "metadata": [
+                    {"name": "highest level", "value": level},
+                    {"name": "alerts", "value": str(counts[tid])},
+                ],
             }
         )
     max_score = max((t["score"] for t in techniques), default=1) if score == "count" else len(LEVELS)
-    layer = _layer(name, "Techniques of the alerts raised by svchunt; colour = highest level", techniques, max_score)
+    layer = _layer(
+        name, "Techniques of the alerts raised by svchunt; colour = highest level", techniques, max_score
+    )
     layer["legendItems"] = [{"label": lvl, "color": LEVEL_COLOURS[lvl]} for lvl in reversed(LEVELS)]
     return layer
 

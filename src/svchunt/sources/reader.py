@@ -66,9 +66,19 @@ def read_events(path: str) -> Iterator[Item]:
 
 
 def _read_stream(
-    stream: IO[bytes], source: str, compressed_size: int, budget: Budget, depth: int, position: str
+    stream: IO[bytes],
+    source: str,
+    compressed_size: int,
+    budget: Budget,
+    depth: int,
+    position: str,
+    container: str,
 ) -> Iterator[Item]:
-    """A decompressed stream (gzip content or zip member): sniff it and read it like a file."""
+    """A decompressed stream (gzip content or zip member): sniff it and read it like a file.
+
+    `source` names the stream itself (`a.zip!member`); `container` and `position` name it from the
+    outside (`a.zip`, `member NAME`), for problems about the stream as a whole.
+    """
     head = stream.peek(8)[:8] if hasattr(stream, "peek") else b""
     if not head:
         yield Problem(source, "file", "empty file")
@@ -78,9 +88,9 @@ def _read_stream(
             yield from read_evtx(copy.name, source)
     elif head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC, GZIP_MAGIC)):
         if depth >= archives.MAX_NESTING:
-            yield Problem(source, position, "archive nested deeper than one level: refused")
+            yield Problem(container, position, "archive nested deeper than one level: refused")
         elif head.startswith(GZIP_MAGIC):
-            yield from _read_gzip(stream, source, compressed_size, budget, depth + 1, position)
+            yield from _read_gzip(stream, source, compressed_size, budget, depth + 1, position, container)
         else:
             with archives.spool(stream, ".zip") as copy:
                 yield from _read_zip(copy, source, budget, depth + 1)
@@ -89,15 +99,24 @@ def _read_stream(
 
 
 def _read_gzip(
-    raw: IO[bytes], source: str, compressed_size: int, budget: Budget, depth: int, position: str
+    raw: IO[bytes],
+    source: str,
+    compressed_size: int,
+    budget: Budget,
+    depth: int,
+    position: str,
+    container: str | None = None,
 ) -> Iterator[Item]:
+    container = container or source
     capped = CappedReader(gzip.GzipFile(fileobj=raw, mode="rb"), compressed_size, budget, source)
     try:
-        yield from _read_stream(archives.buffered(capped), source, compressed_size, budget, depth, position)
+        yield from _read_stream(
+            archives.buffered(capped), source, compressed_size, budget, depth, position, container
+        )
     except ArchiveLimit as exc:
-        yield Problem(source, position, str(exc))
+        yield Problem(container, position, str(exc))
     except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip data
-        yield Problem(source, position, f"gzip data unreadable after {capped.produced} bytes: {exc}")
+        yield Problem(container, position, f"gzip data unreadable after {capped.produced} bytes: {exc}")
 
 
 def _read_zip(handle: IO[bytes], source: str, budget: Budget, depth: int) -> Iterator[Item]:
@@ -128,7 +147,13 @@ def _read_zip(handle: IO[bytes], source: str, budget: Budget, depth: int) -> Ite
             try:
                 with stream:
                     yield from _read_stream(
-                        archives.buffered(capped), member_source, info.compress_size, budget, depth, where
+                        archives.buffered(capped),
+                        member_source,
+                        info.compress_size,
+                        budget,
+                        depth,
+                        where,
+                        source,
                     )
             except ArchiveLimit as exc:
                 yield Problem(source, where, str(exc))

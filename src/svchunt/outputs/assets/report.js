@@ -6,7 +6,7 @@
   var DATA = JSON.parse(document.getElementById('svchunt-data').textContent);
   var LEVELS = ['informational', 'low', 'medium', 'high', 'critical'];
   var RANK = {}; LEVELS.forEach(function (l, i) { RANK[l] = i; });
-  var PAGE = 200, BINS = 240, MAX_HOSTS = 40, KEY_FIELDS = ['ServiceName', 'ImagePath', 'CommandLine', 'Image', 'TargetObject', 'Details'];
+  var PAGE = 200, BINS = 240, MAX_HOSTS = 40, KEY_FIELDS = ['ServiceName', 'ImagePath', 'ServiceFileName', 'CommandLine', 'TargetFilename', 'PipeName', 'RelativeTargetName', 'ShareName', 'TargetObject', 'Image', 'Details'];
   var ALERTS = DATA.alerts || [];
 
   function el(tag, cls, text) {
@@ -26,21 +26,36 @@
   function byId(id) { return document.getElementById(id); }
 
   // Pre-compute what filtering needs once, so a filter change is a plain array scan.
+  var RULES = DATA.rules || [];
+  var RULE_KEYS = ['rule_id', 'title', 'level', 'tags', 'techniques', 'covers', 'description', 'falsepositives'];
   ALERTS.forEach(function (a, i) {
+    var r = RULES[a.rule] || {};
+    for (var k = 0; k < RULE_KEYS.length; k++) a[RULE_KEYS[k]] = r[RULE_KEYS[k]];
     a._i = i;
     a._t = a.timestamp ? Date.parse(a.timestamp) : NaN;
     a._host = a.computer || '(unknown)';
     a._rank = RANK.hasOwnProperty(a.level) ? RANK[a.level] : -1;
-    var parts = [a.title, a.rule_id, a._host, a.kind, (a.techniques || []).join(' '), (a.tags || []).join(' ')];
     var f = a.fields || {};
-    for (var k in f) parts.push(k + '=' + str(f[k]));
-    (a.evidence || []).forEach(function (e) { parts.push(e.source); });
-    a._s = parts.join('\n').toLowerCase();
     var key = '';
     for (var j = 0; j < KEY_FIELDS.length && !key; j++) if (f[KEY_FIELDS[j]] !== undefined && f[KEY_FIELDS[j]] !== null) key = KEY_FIELDS[j] + ': ' + str(f[KEY_FIELDS[j]]);
     if (!key && a.group && Object.keys(a.group).length) key = 'group: ' + str(a.group);
     a._key = key.length > 300 ? key.slice(0, 300) + '…' : key;
   });
+
+  // Built on the first free-text search only: it is the costliest part of start-up on large reports.
+  function searchText(a) {
+    if (a._s === undefined) {
+      var parts = [a.title, a.rule_id, a._host, a.kind, (a.techniques || []).join(' '), (a.tags || []).join(' ')];
+      var f = a.fields || {};
+      for (var k in f) parts.push(k + '=' + str(f[k]));
+      (a.evidence || []).forEach(function (e) {
+        parts.push(e.source);
+        if (e.fields) for (var k2 in e.fields) parts.push(k2 + '=' + str(e.fields[k2]));
+      });
+      a._s = parts.join('\n').toLowerCase();
+    }
+    return a._s;
+  }
 
   /* ---------- header and summary ---------- */
   function renderSummary() {
@@ -114,7 +129,8 @@
     if (F.tech && (a.techniques || []).indexOf(F.tech) < 0) return false;
     if (F.text) {
       var words = F.text.split(/\s+/);
-      for (var i = 0; i < words.length; i++) if (a._s.indexOf(words[i]) < 0) return false;
+      var text = searchText(a);
+      for (var i = 0; i < words.length; i++) if (text.indexOf(words[i]) < 0) return false;
     }
     return true;
   }
@@ -143,13 +159,27 @@
       row.appendChild(label);
       row.appendChild(el('div', 'tl-count', h.n));
       var s = svg('svg', { 'class': 'tl', viewBox: '0 0 ' + BINS * 4 + ' 30', preserveAspectRatio: 'none' });
+      // One path per level (not one element per bin) keeps big timelines cheap to draw.
+      var paths = {}, counts = {};
       h.bins.forEach(function (count, key) {
         var b = Math.floor(key / 8), r = (key % 8) - 1;
         var lvl = r >= 0 ? LEVELS[r] : 'other';
-        var rect = svg('rect', { x: b * 4, y: 24 - Math.max(r, 0) * 6, width: 4, height: 6, 'class': 'lvl-' + lvl });
-        var t = svg('title', {});
-        t.textContent = count + ' ' + lvl + ' alert(s) from ' + new Date(tMin + b * span).toISOString();
-        rect.appendChild(t); s.appendChild(rect);
+        paths[lvl] = (paths[lvl] || '') + 'M' + b * 4 + ' ' + (24 - Math.max(r, 0) * 6) + 'h6v6h-6z';
+        counts[lvl] = (counts[lvl] || 0) + count;
+        (h.at || (h.at = {}))[b] = (h.at[b] || '') + count + ' ' + lvl + ' ';
+      });
+      Object.keys(paths).forEach(function (lvl) {
+        var p = svg('path', { d: paths[lvl], 'class': 'lvl-' + lvl });
+        p.setAttribute('data-count', counts[lvl]);
+        s.appendChild(p);
+      });
+      var tip = svg('title', {}); s.appendChild(tip);
+      tip.textContent = host + ': ' + h.n + ' alert(s)';
+      s.addEventListener('mousemove', function (ev) {
+        var box2 = s.getBoundingClientRect();
+        var b = Math.max(0, Math.min(BINS - 1, Math.floor((ev.clientX - box2.left) / box2.width * BINS)));
+        var txt = h.at[b] || h.at[b - 1] || h.at[b + 1];
+        tip.textContent = txt ? txt + 'alert(s) near ' + new Date(tMin + b * span).toISOString() : host + ': ' + h.n + ' alert(s)';
       });
       row.appendChild(s); box.appendChild(row);
     });
@@ -283,13 +313,23 @@
     }
   }
 
+  function renderLegend() {
+    var box = byId('tl-legend');
+    LEVELS.slice().reverse().forEach(function (l) {
+      box.appendChild(el('span', lvlClass(l), l)); box.appendChild(document.createTextNode(' '));
+    });
+  }
+
   window.svchuntTiming = {};
+  renderLegend();
   renderSummary();
   setupFilters();
   update();
   renderAudit();
   renderProblems();
   if (!ALERTS.length) byId('count').textContent = 'No alerts.';
+  // An audit-only report has no hunt: its hunt sections would only show empty boxes.
+  if (!DATA.summary) ['summary', 'timeline', 'alerts'].forEach(function (id) { byId(id).classList.add('hidden'); });
   window.svchuntTiming.readyMs = performance.now() - T0;
   window.svchuntTiming.sinceNavigationMs = performance.now();
   document.documentElement.setAttribute('data-ready', '1');

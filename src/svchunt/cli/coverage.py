@@ -1,0 +1,110 @@
+"""`svchunt coverage`: brief item → rules → ATT&CK technique → audit checks → tested on which sample."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+
+def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
+    from svchunt.correlate.load import load_correlations
+    from svchunt.rules.loader import load_rules
+
+    paths = list(rule_paths)
+    if builtin:
+        from svchunt.content import builtin_rule_paths
+
+        paths = [str(p) for p in builtin_rule_paths()] + paths
+    ruleset = load_rules(paths)
+    correlations, corr_refused = load_correlations(ruleset.correlation_docs, ruleset.infos)
+    pairs = [(info, "detection") for info in ruleset.infos] + [(c.info, "correlation") for c in correlations]
+    return pairs, list(ruleset.refused) + list(corr_refused)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+@click.option("--no-builtin", is_flag=True, help="Leave out the built-in content pack.")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (docs/coverage.md).")
+@click.option("--navigator", "navigator_path", type=click.Path(dir_okay=False),
+              help="Also write an ATT&CK Navigator layer of the techniques the loaded rules cover.")
+def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markdown: bool,
+             navigator_path: str | None) -> None:
+    """Show which brief item each rule, correlation and audit check implements, and where it was tested.
+
+    Exits with status 1 when an item has neither a rule nor an audit check.
+    """
+    from svchunt.rules.coverage import build_coverage, unknown_covers
+
+    pairs, refused = collect_rules(list(rule_paths), builtin=not no_builtin)
+    rows = build_coverage(pairs)
+    missing = [row.item for row in rows if not row.covered]
+    typos = unknown_covers(info for info, _ in pairs)
+    if navigator_path:
+        from svchunt.outputs.navigator import coverage_layer, write_layer
+
+        write_layer(coverage_layer([info for info, _ in pairs]), navigator_path)
+    if as_json:
+        doc = {
+            "items": [row.to_dict() for row in rows],
+            "uncovered": missing,
+            "unknown_covers": typos,
+            "refused": [{"path": r.path, "rule_id": r.rule_id, "reason": r.reason} for r in refused],
+        }
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    elif markdown:
+        click.echo(markdown_table(rows))
+    else:
+        _print_table(rows)
+        for r in refused:
+            click.echo(f"refused: {r.path} ({r.rule_id or '-'}): {r.reason}", err=True)
+        for rule_id, bad in typos.items():
+            click.echo(f"warning: rule {rule_id} covers unknown item(s): {', '.join(bad)}", err=True)
+    if missing:
+        click.echo(f"uncovered brief items: {', '.join(missing)}", err=True)
+        sys.exit(1)
+
+
+def _print_table(rows: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="svchunt coverage", show_lines=True)
+    for col in ("Item", "Rules / correlations", "ATT&CK", "Audit checks", "Tested on"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        rules = "\n".join(
+            f"{r['name'] or r['id']}{' (corr)' if r['kind'] == 'correlation' else ''}" for r in row.rules
+        )
+        table.add_row(
+            row.item,
+            rules or "-",
+            ", ".join(row.techniques) or "-",
+            "\n".join(row.audit_checks) or "-",
+            "\n".join(row.tested_on) or "-",
+        )
+    Console().print(table)
+
+
+def markdown_table(rows: list) -> str:
+    out = [
+        "| Item | Rules / correlations | ATT&CK | Audit checks | Tested on |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        rules = "<br>".join(
+            f"`{r['name'] or r['id']}`{' (correlation)' if r['kind'] == 'correlation' else ''}"
+            for r in row.rules
+        )
+        out.append(
+            "| {} | {} | {} | {} | {} |".format(
+                row.item,
+                rules or "— (audit only)",
+                ", ".join(row.techniques) or "-",
+                "<br>".join(row.audit_checks) or "-",
+                "<br>".join(s.replace("|", "/") for s in row.tested_on) or "-",
+            )
+        )
+    return "\n".join(out)

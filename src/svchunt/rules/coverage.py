@@ -1,0 +1,142 @@
+"""Which brief item is implemented by which rule, correlation or audit check, and where it was tested.
+
+The brief ids come from issue 3; rules declare theirs in a custom `covers:` attribute. Audit checks
+(`svchunt audit`, registry hives) cover the mitigation items that logs cannot show. "Tested on" is read
+from the content pack's own test table (`svchunt/content/test_cases.yml`), the file the tests run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from svchunt.model import RuleInfo
+
+BRIEF_IDS: tuple[str, ...] = (
+    "PT-CR-257", "PT-CR-217", "PT-CR-778", "PT-CR-271", "PT-CR-1363", "PT-CR-1981", "PT-CR-226", "PT-CR-1752",
+    "PT-CR-589", "PT-CR-785", "PT-CR-1356", "PT-CR-752", "PT-CR-523", "PT-CR-1355", "PT-CR-2632", "PT-CR-1838",
+    "DS0009.services-cmd", "DS0009.new-service", "DS0009.api", "DS0029.scm-network", "DS0019.creation",
+    "DS0019.modification", "DS0024.registry", "DS0017.commands", "DS0022.file-then-service", "DS0027.driver-load",
+    "SEED.sdset-hidden", "SEED.masquerade", "SEED.recovery-command", "SEED.pnputil",
+    "M1018", "M1028", "M1040", "M1045", "M1047",
+)  # fmt: skip
+
+# Audit checks named in issue 4 and the brief items they implement. Used unless svchunt.audit publishes its
+# own `AUDIT_CHECK_COVERS` (same shape), which then wins.
+DEFAULT_AUDIT_CHECK_COVERS: dict[str, tuple[str, ...]] = {
+    "image outside system folders": (
+        "PT-CR-257",
+        "PT-CR-1752",
+        "PT-CR-2632",
+        "DS0019.creation",
+        "DS0009.new-service",
+    ),
+    "shell in service command": ("PT-CR-257", "PT-CR-752", "PT-CR-523", "DS0009.services-cmd"),
+    "unquoted service path": ("SEED.masquerade", "M1018"),
+    "service failure command": ("SEED.recovery-command", "DS0019.modification"),
+    "hidden service SDDL": ("SEED.sdset-hidden",),
+    "weak service / registry permissions": ("M1018",),
+    "masquerading service name or binary": ("SEED.masquerade",),
+    "LOLDrivers / unsigned driver": ("M1045", "DS0027.driver-load"),
+    "driver signature enforcement / test signing": ("M1028",),
+    "vulnerable driver blocklist and ASR rules": ("M1040",),
+    "audit policy and Sysmon configuration": ("M1047",),
+}
+
+TEST_CASES = Path(__file__).resolve().parent.parent / "content" / "test_cases.yml"
+
+
+@dataclass
+class CoverageRow:
+    item: str
+    rules: list[dict[str, str]] = field(default_factory=list)  # {id, name, title, kind}
+    techniques: list[str] = field(default_factory=list)
+    audit_checks: list[str] = field(default_factory=list)
+    tested_on: list[str] = field(default_factory=list)
+
+    @property
+    def covered(self) -> bool:
+        return bool(self.rules or self.audit_checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "rules": self.rules,
+            "techniques": self.techniques,
+            "audit_checks": self.audit_checks,
+            "tested_on": self.tested_on,
+            "covered": self.covered,
+        }
+
+
+def audit_check_covers() -> dict[str, tuple[str, ...]]:
+    try:
+        import svchunt.audit as audit
+    except ImportError:  # the audit stage is optional for coverage
+        return dict(DEFAULT_AUDIT_CHECK_COVERS)
+    published = getattr(audit, "AUDIT_CHECK_COVERS", None)
+    if isinstance(published, dict) and published:
+        return {str(k): tuple(v) for k, v in published.items()}
+    return dict(DEFAULT_AUDIT_CHECK_COVERS)
+
+
+def load_test_cases(path: Path = TEST_CASES) -> dict[str, Any]:
+    if not path.is_file():
+        return {"positives": [], "negatives": []}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {"positives": data.get("positives") or [], "negatives": data.get("negatives") or []}
+
+
+def tested_samples(cases: dict[str, Any]) -> dict[str, list[str]]:
+    """rule name -> samples of its positive cases, in table order, without repeats."""
+    out: dict[str, list[str]] = {}
+    for case in cases.get("positives", []):
+        seen = out.setdefault(str(case.get("rule")), [])
+        for sample in case.get("samples") or []:
+            if sample not in seen:
+                seen.append(sample)
+    return out
+
+
+def build_coverage(
+    rules: Iterable[tuple[RuleInfo, str]],
+    audit_covers: dict[str, tuple[str, ...]] | None = None,
+    cases: dict[str, Any] | None = None,
+    items: Iterable[str] = BRIEF_IDS,
+) -> list[CoverageRow]:
+    """`rules` are (info, kind) pairs, kind "detection" or "correlation"."""
+    audit_covers = audit_check_covers() if audit_covers is None else audit_covers
+    samples = tested_samples(cases if cases is not None else load_test_cases())
+    rows = {item: CoverageRow(item) for item in items}
+    for info, kind in rules:
+        for item in info.covers:
+            row = rows.get(item)
+            if row is None:
+                continue
+            row.rules.append({"id": info.rule_id, "name": info.name or "", "title": info.title, "kind": kind})
+            for tech in info.techniques:
+                if tech not in row.techniques:
+                    row.techniques.append(tech)
+            for sample in samples.get(info.name or "", []) + samples.get(info.rule_id, []):
+                if sample not in row.tested_on:
+                    row.tested_on.append(sample)
+    for check, covered in audit_covers.items():
+        for item in covered:
+            if item in rows:
+                rows[item].audit_checks.append(check)
+    return list(rows.values())
+
+
+def unknown_covers(infos: Iterable[RuleInfo], items: Iterable[str] = BRIEF_IDS) -> dict[str, list[str]]:
+    """Rules whose `covers:` names an id that is not a brief item (usually a typo): rule id -> bad ids."""
+    known = set(items)
+    out: dict[str, list[str]] = {}
+    for info in infos:
+        bad = [c for c in info.covers if c not in known]
+        if bad:
+            out[info.rule_id] = bad
+    return out

@@ -1,0 +1,276 @@
+"""The watch loop: batch -> events -> signals -> alerts (as `hunt`) -> sinks -> commit -> acknowledge.
+
+Order matters for the guarantees:
+1. alerts are written to the sinks first (a crash now means the batch is replayed; the JSON-lines sinks read
+   back the ids written after their last committed size, and the state's emitted ids cover the rest, so no
+   alert is written twice);
+2. then input positions, correlator state, sink sizes and the new alert ids are committed in one transaction;
+3. only then are inputs acknowledged (Redis items trimmed, HTTP clients answered), so no acknowledged event
+   can be lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from svchunt.engine.matcher import Matcher
+from svchunt.model import LEVEL_RANK, Alert, Event, Problem, Signal, alert_from_signal
+from svchunt.rules.loader import RuleSet
+from svchunt.watch.batcher import Batch, next_batch
+from svchunt.watch.chunk import Chunk
+from svchunt.watch.records import RecordParser, reason_kind
+from svchunt.watch.state import StateStore
+from svchunt.watch.stats import Stats
+
+LOG_PER_REASON = 20  # problems logged one by one per reason; the rest are counted
+
+
+class Input(Protocol):
+    key: str
+
+    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None: ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+class Sink(Protocol):
+    name: str
+
+    def open(self, saved: dict[str, Any] | None) -> tuple[set[str], str | None]: ...
+    def write(self, alerts: list[Alert]) -> None: ...
+    def state(self) -> dict[str, Any] | None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class WatchOptions:
+    state_path: str
+    batch_size: int = 5000
+    flush_interval: float = 0.5  # seconds: the longest a record waits for its batch
+    lateness: float = 60.0  # seconds of event time a late event may lag the newest one
+    queue_chunks: int = 32  # chunks (up to 2000 records each) in flight between inputs and the pipeline
+    min_level: str | None = None
+    stats_interval: float = 0.0  # 0 = no periodic stats line
+    problems_path: str | None = None  # every skipped record as a JSON line
+    # seconds between commits: the correlator state grows with the lateness, and writing it after every
+    # batch would cost more than the batch; alerts still go out per batch, acknowledgements wait for the commit
+    checkpoint_interval: float = 1.0
+
+
+class Watcher:
+    def __init__(
+        self,
+        options: WatchOptions,
+        ruleset: RuleSet,
+        inputs: list[Input],
+        sinks: list[Sink],
+        log: Callable[[str], None] = lambda text: None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.options = options
+        self.inputs = inputs
+        self.sinks = sinks
+        self.log = log
+        self.stats = stats or Stats()
+        self.stats.on_notice = log
+        self.queue: queue.Queue = queue.Queue(maxsize=options.queue_chunks)
+        self.matcher = Matcher(ruleset.rules)
+        self.parser = RecordParser()
+        self._stop = threading.Event()
+        self._logged: Counter[str] = Counter()
+        self._problems_fh: Any = None
+        self.state = StateStore(options.state_path)
+        self._corr_rules, self.refused = _correlations(ruleset)
+        self.correlator = self._restore_correlator()
+        self.suppressed = self.correlator.suppressed_rule_ids()
+        self.seen: set[str] = self.state.emitted_ids()
+        self.floor = LEVEL_RANK[options.min_level] if options.min_level else None
+        self._pending_values: dict[str, Any] = {}
+        self._pending_ids: list[str] = []
+        self._pending_acks: list[Chunk] = []
+        self._last_commit = time.monotonic()
+
+    def _restore_correlator(self):
+        from svchunt.correlate import Correlator
+
+        saved = self.state.get_bytes("correlator")
+        if saved is not None:
+            try:
+                return Correlator.from_state(self._corr_rules, saved, self.options.lateness)
+            except (ValueError, KeyError) as exc:
+                self.log(f"correlator state not usable ({exc}): starting with empty windows")
+        return Correlator(self._corr_rules, self.options.lateness)
+
+    def stop(self) -> None:
+        """Ask the loop to finish: inputs stop, what they already handed on is processed and committed."""
+        self._stop.set()
+
+    # -- run -----------------------------------------------------------------------
+    def run(self) -> Stats:
+        for sink in self.sinks:
+            ids, notice = sink.open(self.state.get("sink:" + sink.name))
+            if notice:
+                self.log(notice)
+            if ids:
+                self.log(f"{sink.name}: {len(ids)} alert(s) written before a crash and not committed: not written again")
+            self.seen |= ids
+            # into the emitted ids with the next commit: that commit also moves the sink's committed size past
+            # them, so a later crash (before their events are committed again) cannot make them look new
+            self._pending_ids.extend(sorted(ids))
+        if self.options.problems_path:
+            self._problems_fh = open(self.options.problems_path, "ab")  # noqa: SIM115
+        positions = self.state.positions("pos:")
+        for source in self.inputs:
+            source.start(self.queue, positions, self.stats)
+        waiting = {source.key for source in self.inputs}
+        last_stats = time.monotonic()
+        try:
+            while waiting and not self._stop.is_set():
+                batch = next_batch(self.queue, self.options.batch_size, self.options.flush_interval)
+                self.stats.queue_depth = self.queue.qsize()
+                if batch:
+                    self.process(batch)
+                    waiting.difference_update(batch.done)
+                elif self._pending_acks or self._pending_ids or self._pending_values:
+                    self.commit()  # idle: nothing more to amortise over
+                if self.options.stats_interval and time.monotonic() - last_stats >= self.options.stats_interval:
+                    last_stats = time.monotonic()
+                    self.log("stats " + orjson.dumps(self.stats.line()).decode())
+            finished = not waiting
+            for source in self.inputs:
+                source.stop()
+            while True:  # what the inputs handed on before stopping is processed, not left unacknowledged
+                batch = next_batch(self.queue, self.options.batch_size, 0.0, idle_wait=0.05)
+                if not batch:
+                    break
+                self.process(batch)
+            self.commit()
+            if finished:
+                self._finish()
+        finally:
+            for source in self.inputs:
+                source.join(2.0)
+            for sink in self.sinks:
+                sink.close()
+            if self._problems_fh:
+                self._problems_fh.close()
+            self.state.close()
+        return self.stats
+
+    def _finish(self) -> None:
+        """Every input ended (stdin EOF, --once): decide the pending correlation windows.
+
+        The correlator state is left as committed before the flush, so a later run on more input goes on
+        from there; the flushed alerts are in the emitted ids, so they are not repeated.
+        """
+        alerts = self._new(self.correlator.flush())
+        self._emit(alerts)
+        self.state.commit(self._sink_values(), {}, [a.alert_id for a in alerts])
+        self.stats.batch_done(0, len(alerts), None, 0.0)
+
+    # -- one batch -----------------------------------------------------------------
+    def process(self, batch: Batch) -> None:
+        events: list[Event] = []
+        problems: list[Problem] = []
+        parse = self.parser.parse
+        oldest = min((c.received for c in batch.chunks if c.received), default=time.time())
+        for chunk in batch.chunks:
+            problems.extend(chunk.problems)
+            source = chunk.source
+            for line, raw in chunk.lines:
+                item = parse(raw, source, line)
+                if type(item) is Event:
+                    events.append(item)
+                else:
+                    problems.append(item)  # type: ignore[arg-type]
+        for problem in problems:
+            self._problem(problem)
+        signals: list[Signal] = self.matcher.match(events) if events else []
+        alerts = [alert_from_signal(s) for s in signals if s.rule.rule_id not in self.suppressed]
+        alerts.extend(self.correlator.feed(signals))
+        alerts = self._new(alerts)
+        self._emit(alerts)
+        for chunk in batch.chunks:
+            if chunk.position is not None:
+                self._pending_values["pos:" + chunk.key] = chunk.position
+            if chunk.ack is not None:
+                self._pending_acks.append(chunk)
+        self._pending_ids.extend(a.alert_id for a in alerts)
+        newest = max((e.timestamp for e in events if e.timestamp), default=None)
+        self.stats.batch_done(len(events), len(alerts), newest, time.time() - oldest)
+        if time.monotonic() - self._last_commit >= self.options.checkpoint_interval:
+            self.commit()
+
+    def commit(self) -> None:
+        """Positions, correlator state, sink sizes and emitted ids in one transaction; then the acks."""
+        values = {**self._sink_values(), **self._pending_values}
+        self.state.commit(values, {"correlator": self.correlator.to_state()}, self._pending_ids)
+        self._last_commit = time.monotonic()
+        acks, self._pending_acks = self._pending_acks, []
+        self._pending_values, self._pending_ids = {}, []
+        for chunk in acks:
+            try:
+                chunk.ack()  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - the batch is committed; a failed ack means a replay later
+                self.log(f"{chunk.source}: acknowledgement failed ({exc}); the items will be read again")
+
+    def _new(self, alerts: list[Alert]) -> list[Alert]:
+        out: list[Alert] = []
+        seen = self.seen
+        for alert in alerts:
+            if self.floor is not None and LEVEL_RANK.get(alert.rule.level, 0) < self.floor:
+                continue
+            alert_id = alert.alert_id
+            if alert_id in seen:
+                self.stats.duplicates_suppressed += 1
+                continue
+            seen.add(alert_id)
+            out.append(alert)
+        return out
+
+    def _emit(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        alerts.sort(key=Alert.sort_key)
+        for sink in self.sinks:
+            sink.write(alerts)
+
+    def _sink_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for sink in self.sinks:
+            state = sink.state()
+            if state is not None:
+                values["sink:" + sink.name] = state
+        return values
+
+    def _problem(self, problem: Problem) -> None:
+        kind = reason_kind(problem.reason)
+        self.stats.count_skipped(kind)
+        self._logged[kind] += 1
+        if self._logged[kind] <= LOG_PER_REASON:
+            self.log(f"skipped {problem.source} {problem.position}: {problem.reason[:300]}")
+        elif self._logged[kind] == LOG_PER_REASON + 1:
+            self.log(f"more records skipped for '{kind}': counted in the stats, no longer logged one by one")
+        if self._problems_fh:
+            self._problems_fh.write(orjson.dumps(
+                {"source": problem.source, "position": problem.position, "reason": problem.reason},
+                option=orjson.OPT_APPEND_NEWLINE))
+
+
+def _correlations(ruleset: RuleSet) -> tuple[list, list]:
+    from svchunt.correlate import load_correlations
+
+    docs = ruleset.correlation_docs
+    if not docs:
+        return [], []
+    rules, refused = load_correlations(docs, ruleset.infos)
+    return list(rules), list(refused)
+
