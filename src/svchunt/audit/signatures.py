@@ -40,8 +40,9 @@ class SignatureChecker:
 
     def _load_catalogs(self) -> list:
         if self._catalogs is None:
-            from signify.authenticode import CertificateTrustList
+            from svchunt.audit.signify_import import import_authenticode
 
+            CertificateTrustList = import_authenticode().CertificateTrustList  # noqa: N806
             self._catalogs = []
             for path in self.catalog_files:
                 try:
@@ -53,14 +54,17 @@ class SignatureChecker:
     def check(self, path: Path) -> dict[str, str]:
         """{"status": valid|unsigned|invalid|unverified|unreadable, "detail": ..., "source": embedded|catalog}"""
         try:
-            from signify.authenticode import AuthenticodeVerificationResult, SignedPEFile
-        except Exception as exc:  # oscrypto 1.3.0 cannot parse OpenSSL 3.0.1x version strings
+            from svchunt.audit.signify_import import import_authenticode
+
+            authenticode = import_authenticode()
+            AuthenticodeVerificationResult = authenticode.AuthenticodeVerificationResult  # noqa: N806
+        except Exception as exc:  # signify or its OpenSSL binding cannot load here
             return pe_certificate_status(path, f"signify unavailable: {exc}")
 
         try:
             with open(path, "rb") as handle:
                 try:
-                    pe = SignedPEFile(handle)
+                    pe = authenticode.AuthenticodeFile.from_stream(handle)
                     result, error = pe.explain_verify()
                 except Exception as exc:  # not a PE at all
                     return {"status": "unsigned", "detail": f"not a signed PE file ({exc})", "source": "embedded"}

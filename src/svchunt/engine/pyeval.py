@@ -24,6 +24,28 @@ Pred = Callable[[Any], bool]
 AUTOMATON_MIN = 6
 
 
+def re2_test(pattern: str) -> Pred:
+    """A linear-time `search(text) is not None` for one RE2 pattern.
+
+    google-re2's `search` builds match objects and maps byte offsets back to characters in Python,
+    which costs more than the match itself; a yes/no test needs neither, so call RE2 directly and
+    fall back to the public API should the binding's internals ever change.
+    """
+    compiled = re2.compile(pattern)
+    inner = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    null = getattr(re2, "_NULL_SPAN", None)
+    if inner is None or anchor is None or null is None or not hasattr(inner, "Match"):
+        return lambda text: compiled.search(text) is not None
+    match = inner.Match
+
+    def test(text: str) -> bool:
+        data = text.encode("utf-8", "surrogatepass")
+        return match(anchor, data, 0, len(data))[0] != null
+
+    return test
+
+
 def compile_condition(node: ir.Node) -> Select:
     return _compile(node)
 
@@ -186,8 +208,8 @@ def _value_pred(node: ir.Node) -> Pred:
     if isinstance(node, ir.Num):
         return _num_pred(node)
     if isinstance(node, ir.Regex | ir.Glob):
-        search = re2.compile(node.pattern).search
-        return lambda v: v is not None and _any_text(v, lambda s: search(s) is not None)
+        test = re2_test(node.pattern)
+        return lambda v: v is not None and (test(v) if type(v) is str else _any_text(v, test))
     if isinstance(node, ir.Cidr):
         nets = [ipaddress.ip_network(n, strict=False) for n in node.networks]
         return lambda v: v is not None and _any_text(v, lambda s: _in_networks(s, nets))
@@ -256,11 +278,11 @@ def _keyword(node: ir.Keyword) -> Select:
         return _keyword_per_value(node)
     # One linear-time RE2 alternation over the raw text: no per-value case folding needed.
     flags = "" if node.cased else "(?i)"
-    search = re2.compile(flags + "(?:" + "|".join(re2.escape(v) for v in node.values) + ")").search
+    test = re2_test(flags + "(?:" + "|".join(re2.escape(v) for v in node.values) + ")")
 
     def select_keyword(batch: ColumnBatch, rows: list[int]) -> list[int]:
         text = batch.fulltext()
-        return [r for r in rows if search(text[r]) is not None]
+        return [r for r in rows if test(text[r])]
 
     return select_keyword
 
