@@ -88,21 +88,28 @@ class Prefilter:
         return cls(automata, rule_literals, literal_rules)
 
     def scan(self, batch: ColumnBatch) -> dict[int, list[int]]:
-        """literal id -> rows (ascending, unique) where it occurs in its field."""
+        """literal id -> rows (ascending, unique) where it occurs in its field.
+
+        Log fields repeat a lot (the same Image, ParentImage, service path over and over), so the
+        literals found in each distinct value are remembered for the batch.
+        """
         hits: dict[int, list[int]] = {}
+        empty: tuple[int, ...] = ()
         for fname, automaton in self.automata.items():
-            col = batch.folded(fname)
-            lists = batch.has_lists(fname)
-            for r, value in enumerate(col):
+            memo: dict[object, tuple[int, ...]] = {}
+            for r, value in enumerate(batch.folded(fname)):
                 if value is None:
                     continue
-                for text in value if lists and type(value) is tuple else (value,):
-                    for _, lid in automaton.iter(text):
-                        rows = hits.get(lid)
-                        if rows is None:
-                            hits[lid] = [r]
-                        elif rows[-1] != r:
-                            rows.append(r)
+                found = memo.get(value)
+                if found is None:
+                    lids = {lid for text in (value if type(value) is tuple else (value,)) for _, lid in automaton.iter(text)}
+                    found = memo[value] = tuple(lids) if lids else empty
+                for lid in found:
+                    rows = hits.get(lid)
+                    if rows is None:
+                        hits[lid] = [r]
+                    else:
+                        rows.append(r)
         return hits
 
     def active_rules(self, hits: dict[int, list[int]]) -> set[int]:

@@ -22,6 +22,8 @@ Pred = Callable[[Any], bool]
 
 # Above this many needles, substring search switches to one Aho-Corasick automaton.
 AUTOMATON_MIN = 6
+# Below this many candidate rows, memoising predicate results per value costs more than it saves.
+MEMO_MIN_ROWS = 32
 
 
 def re2_test(pattern: str) -> Pred:
@@ -195,7 +197,23 @@ def _folded_str(node: ir.Str) -> Select:
 def _raw_leaf(field: str, pred: Pred) -> Select:
     def select_raw(batch: ColumnBatch, rows: list[int]) -> list[int]:
         col = batch.raw(field)
-        return [r for r in rows if pred(col[r])]
+        if len(rows) < MEMO_MIN_ROWS:
+            return [r for r in rows if pred(col[r])]
+        # Regexes, numbers and CIDRs are the costly predicates; field values repeat, so decide
+        # each distinct value once per batch.
+        memo: dict[Any, bool] = {}
+        out = []
+        for r in rows:
+            v = col[r]
+            try:
+                hit = memo[v]
+            except KeyError:
+                hit = memo[v] = pred(v)
+            except TypeError:  # a list value: not hashable, decide it directly
+                hit = pred(v)
+            if hit:
+                out.append(r)
+        return out
 
     return select_raw
 
@@ -276,7 +294,7 @@ def _in_networks(text: str, nets: list) -> bool:
 def _keyword(node: ir.Keyword) -> Select:
     if node.kind != "contains":
         return _keyword_per_value(node)
-    # One linear-time RE2 alternation over the raw text: no per-value case folding needed.
+    # One linear-time RE2 alternation over the event's text: no per-value case folding needed.
     flags = "" if node.cased else "(?i)"
     test = re2_test(flags + "(?:" + "|".join(re2.escape(v) for v in node.values) + ")")
 
