@@ -60,6 +60,11 @@ class Problem:
     position: str  # "record 12", "line 7", "chunk 3", "member ../x", "file"
     reason: str
 
+    @property
+    def whole_file(self) -> bool:
+        """A file or archive member left out as a whole, rather than one record of it."""
+        return self.position == "file" or self.position.startswith("member ")
+
 
 @dataclass(slots=True, frozen=True)
 class Evidence:
@@ -206,6 +211,7 @@ class RunStats:
     files: int = 0
     records_read: int = 0
     records_skipped: int = 0
+    files_skipped: int = 0  # whole files or archive members that could not be read at all
     records_matched: int = 0  # events that matched at least one rule
     rules_loaded: int = 0
     correlations_loaded: int = 0

@@ -91,7 +91,9 @@ def hunt(
         err.print(f"[red]no rule could be loaded[/red] ({len(ruleset.refused)} refused; see `svchunt rules check`)")
         sys.exit(2)
 
+    started = datetime.now(UTC).isoformat()
     result = _run_with_progress(options, ruleset, err, quiet)
+    finished = datetime.now(UTC).isoformat()
 
     if jsonl_path:
         from svchunt.outputs.jsonl import write_jsonl
@@ -112,7 +114,10 @@ def hunt(
     if case_path:
         from svchunt.outputs.case import write_case
 
-        write_case(case_path, result, {"command": "hunt", "paths": list(paths), "rules": list(rule_paths)})
+        hosts = sorted({a.computer for a in result.alerts if a.computer})
+        meta = {"started": started, "finished": finished, "hosts": hosts,
+                "args": {"command": "hunt", "paths": list(paths), "rules": list(rule_paths), "builtin": not no_builtin}}
+        write_case(case_path, result, meta)
     if summary_path:
         _write_summary(result, summary_path)
     if not quiet:

@@ -188,7 +188,8 @@ def run_hunt(
         for rule_index, event in res.matches:
             signals.append(Signal(matcher.infos[rule_index], event))
             matched_events.add((event.source, event.record_id, event.line, event.header_record_id))
-    stats.records_skipped = sum(1 for p in problems if p.position != "file")
+    stats.files_skipped = sum(1 for p in problems if p.whole_file)
+    stats.records_skipped = len(problems) - stats.files_skipped
     stats.records_matched = len(matched_events)
 
     alerts = _alerts(signals, correlator)

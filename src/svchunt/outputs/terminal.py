@@ -75,6 +75,7 @@ def render_summary(result: HuntResult, console: Console, max_rows: int = 50) -> 
     counts.add_row("files", str(stats.files))
     counts.add_row("records read", str(stats.records_read))
     counts.add_row("records skipped", str(stats.records_skipped))
+    counts.add_row("files skipped", str(stats.files_skipped))
     counts.add_row("problems reported", str(len(result.problems)))
     counts.add_row("records matched", str(stats.records_matched))
     counts.add_row("rules loaded", str(stats.rules_loaded))

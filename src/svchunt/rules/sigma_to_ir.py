@@ -32,6 +32,7 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SigmaTimestampPart,
     SpecialChars,
 )
 
@@ -177,6 +178,8 @@ class _Converter:
             if value.op not in _COMPARE_OPS:
                 raise Unsupported(f"compare operator {value.op.name} is not supported")
             return ir.Num(fname, _COMPARE_OPS[value.op], float(value.number.number))
+        if isinstance(value, SigmaTimestampPart):
+            raise Unsupported(f"timestamp-part modifier on {fname} is not supported")
         if isinstance(value, SigmaNumber):
             return ir.Num(fname, "eq", float(value.number))
         if isinstance(value, SigmaRegularExpression):
