@@ -185,3 +185,47 @@ def test_state_file_builds_a_baseline_then_reports_new_services(tmp_path):
                     "--jsonl", str(tmp_path / "2.jsonl"), "-q")
     assert again.returncode == 0
     assert not [a for a in alerts_of(tmp_path / "2.jsonl") if a["kind"] == "baseline"]
+
+
+def test_a_folder_of_bad_inputs_is_read_around_and_every_problem_reported(tmp_path):
+    import zipfile
+
+    from conftest import shared
+
+    sample = shared("evtx-attack-samples", "Lateral Movement", "LM_Remote_Service02_7045.evtx")
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    data = sample.read_bytes()
+    (bag / "truncated.evtx").write_bytes(data[:6000])  # cut through the records of its only chunk
+    (bag / "broken.jsonl").write_text('{"EventID": 7045\n' + (EXAMPLES / "malicious_services_nxlog.jsonl").read_text())
+    (bag / "empty.jsonl").write_bytes(b"")
+    with zipfile.ZipFile(bag / "collection.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("../../etc/evil.jsonl", (EXAMPLES / "psexec_lateral_movement.jsonl").read_text())
+        zf.writestr("host/psexec.jsonl", (EXAMPLES / "psexec_lateral_movement.jsonl").read_text())
+    with zipfile.ZipFile(bag / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("zeros.jsonl", "w") as member:
+            chunk = b"\0" * (1 << 20)
+            for _ in range(150):
+                member.write(chunk)
+    summary = tmp_path / "s.json"
+    out = tmp_path / "a.jsonl"
+    r = svchunt("hunt", str(bag), "--summary-json", str(summary), "--jsonl", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    counts = orjson.loads(summary.read_bytes())
+    by_file: dict[str, list[str]] = {}
+    for p in counts["problems"]:
+        by_file.setdefault(Path(p["source"].split("!")[0]).name, []).append(f"{p['position']}: {p['reason']}")
+    assert {"truncated.evtx", "broken.jsonl", "empty.jsonl", "collection.zip", "bomb.zip"} <= set(by_file), by_file
+    assert any(pos.startswith("line 1") for pos in by_file["broken.jsonl"])
+    assert any("../" in pos for pos in by_file["collection.zip"])
+    assert any("bomb" in pos.lower() or "ratio" in pos.lower() or "size" in pos.lower() for pos in by_file["bomb.zip"])
+    # Everything readable was read: the good archive member and the rest of the broken file raise alerts.
+    sources = {e["source"] for a in alerts_of(out) for e in a["evidence"]}
+    assert any(s.endswith("collection.zip!host/psexec.jsonl") for s in sources)
+    assert any(s.endswith("broken.jsonl") for s in sources)
+    good_lines = sum(
+        1 for f in ("malicious_services_nxlog.jsonl", "psexec_lateral_movement.jsonl")
+        for line in (EXAMPLES / f).read_text().splitlines() if line.strip()
+    )
+    assert counts["records_read"] >= good_lines
+    assert counts["records_skipped"] >= 2 and counts["files_skipped"] >= 3

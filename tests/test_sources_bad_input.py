@@ -51,11 +51,21 @@ def _record_numbers(problems: list[Problem]) -> set[int]:
 def test_truncated_evtx_counts_every_lost_record(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
     data, spans = sample
     events, problems, _ = _read_broken(tmp_path, data[: 4096 + 65536 + 30000])
+    got = sorted(e.header_record_id for e in events)  # type: ignore[type-var]
     first, last = spans[0]
-    assert sorted(e.header_record_id for e in events) == list(range(first, last + 1))  # type: ignore[type-var]
-    lost = set(range(spans[1][0], spans[-1][1] + 1))
+    # The intact chunk, plus the records of the cut chunk that lie wholly before the cut.
+    assert got[: last - first + 1] == list(range(first, last + 1))
+    assert spans[1][0] <= got[-1] < spans[1][1], "records before the cut in chunk 1 are recovered"
+    lost = set(range(got[-1] + 1, spans[-1][1] + 1))
     assert _record_numbers(problems) == lost and len(problems) == len(lost)
     assert any("truncated" in p.reason for p in problems)
+
+
+def test_evtx_cut_in_the_slack_of_its_last_chunk_loses_nothing(tmp_path: Path) -> None:
+    sample = shared("evtx-attack-samples", "Lateral Movement", "LM_Remote_Service02_7045.evtx")
+    full = [e.record_id for e in read_events(str(sample)) if isinstance(e, Event)]
+    events, problems, _ = _read_broken(tmp_path, sample.read_bytes()[:-700])
+    assert [e.record_id for e in events] == full and not problems
 
 
 def test_evtx_cut_at_a_chunk_boundary(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]

@@ -7,14 +7,22 @@ whose header is gone is bounded by its neighbours and the file header's next rec
 expected record that did not come out is reported as one Problem "record N". Counts of skipped records
 are therefore exact whenever the headers allow it; a chunk with no usable bounds gives one Problem
 "chunk K".
+
+A file cut short (a copy interrupted, a collection that hit a size limit) usually ends inside the last
+chunk's unused space; the parser would drop that whole chunk, so such a file is parsed from a copy
+padded with zeros to the chunk boundary, and every record that is really there comes out.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import shutil
 import struct
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import evtx
@@ -33,6 +41,8 @@ MAX_RECORDS_PER_CHUNK = CHUNK_SIZE // 24
 MAX_CONSECUTIVE_ERRORS = 10_000
 # Worker threads of the Rust parser (0 = as many as cores). Chunks are decoded in parallel.
 PARSER_THREADS = 0
+# A truncated file up to this size is padded in memory, a larger one in a temporary copy.
+PAD_IN_MEMORY = 256 << 20
 
 _RECORD_ERROR = re.compile(r"record number (\d+)")
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)")
@@ -107,12 +117,40 @@ def _infer_missing_bounds(spans: list[ChunkSpan], next_record: int) -> None:
         position = end + 1
 
 
+@contextmanager
+def _padded(path: str, size: int) -> Iterator[object]:
+    """The file itself when it ends on a chunk boundary, else a copy padded with zeros up to one."""
+    missing = (-(size - HEADER_BLOCK)) % CHUNK_SIZE if size > HEADER_BLOCK else 0
+    if not missing:
+        yield path
+        return
+    if size <= PAD_IN_MEMORY:
+        with open(path, "rb") as handle:
+            yield io.BytesIO(handle.read() + b"\0" * missing)
+        return
+    with tempfile.TemporaryFile(prefix="svchunt-evtx-") as tmp, open(path, "rb") as handle:
+        shutil.copyfileobj(handle, tmp)
+        tmp.write(b"\0" * missing)
+        tmp.seek(0)
+        yield tmp
+
+
 def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]:
     """Events of one EVTX file; `source` names it in events and problems (default: `path`)."""
     source = source or path
     try:
         spans, _next_record = chunk_layout(path)
-        records = evtx.PyEvtxParser(path, number_of_threads=PARSER_THREADS).records_json()
+        size = os.path.getsize(path)
+    except OSError as exc:
+        yield Problem(source, "file", f"not a readable EVTX file: {exc}")
+        return
+    with _padded(path, size) as target:
+        yield from _read_records(target, source, spans)
+
+
+def _read_records(target: object, source: str, spans: list[ChunkSpan]) -> Iterator[Event | Problem]:
+    try:
+        records = evtx.PyEvtxParser(target, number_of_threads=PARSER_THREADS).records_json()
     except (OSError, RuntimeError) as exc:
         yield Problem(source, "file", f"not a readable EVTX file: {exc}")
         return
