@@ -20,6 +20,11 @@ def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
     ruleset = load_rules(paths)
     correlations, corr_refused = load_correlations(ruleset.correlation_docs, ruleset.infos)
     pairs = [(info, "detection") for info in ruleset.infos] + [(c.info, "correlation") for c in correlations]
+    if builtin:
+        # The stateful analytics of `hunt --state` (30-day history, fleet stacking) are built in too.
+        from svchunt.correlate.baseline import NEW_SERVICE, RARE_IMAGE
+
+        pairs += [(NEW_SERVICE, "baseline"), (RARE_IMAGE, "baseline")]
     return pairs, list(ruleset.refused) + list(corr_refused)
 
 
