@@ -23,6 +23,22 @@ def _host_port(value: str, option: str, default_host: str = "127.0.0.1") -> tupl
     return host.strip("[]") or default_host, number
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str, option: str) -> float:
+    """`3600`, `90s`, `30m`, `12h`, `7d` -> seconds (> 0)."""
+    text = value.strip().lower()
+    factor = _UNITS.get(text[-1:], None)
+    try:
+        number = float(text[:-1] if factor else text) * (factor or 1)
+    except ValueError as exc:
+        raise click.BadParameter(f"'{value}' is not a duration such as 30, 90s, 30m, 12h or 7d", param_hint=option) from exc
+    if math.isnan(number) or number <= 0:
+        raise click.BadParameter(f"'{value}' must be more than zero", param_hint=option)
+    return number
+
+
 def _lateness(value: str) -> float:
     number = float(value)
     if math.isnan(number) or number < 0:
@@ -55,6 +71,11 @@ def _lateness(value: str) -> float:
 @click.option("--checkpoint-interval", type=float, default=1.0, show_default=True,
               help="Seconds between commits of positions and correlation state (acks wait for them).")
 @click.option("--lateness", default="60", show_default=True, help="How late (s of event time) an event may arrive and still correlate; 'inf' for replays.")
+@click.option("--idle-timeout", default="5", show_default=True,
+              help="Seconds with nothing pending and nothing new after which an input stops holding the correlation "
+              "watermark back; when every input is idle, waiting correlation windows are decided.")
+@click.option("--dedupe-retention", default="7d", show_default=True,
+              help="How long (event time behind the watermark; s, m, h or d) emitted alert ids are kept to drop repeats.")
 @click.option("--once", is_flag=True, help="Read files and Redis lists to their current end, decide open windows, exit.")
 @click.option("--max-line", type=int, default=1 << 20, show_default=True, help="Longest record in bytes; longer ones are skipped and counted.")
 @click.option("--stats", "show_stats", is_flag=True, help="Log a stats line periodically and at exit.")
@@ -160,6 +181,8 @@ def watch(**kw) -> None:
         state_path=kw["state_path"], batch_size=kw["batch_size"], flush_interval=kw["flush_interval"],
         lateness=_lateness(kw["lateness"]), min_level=kw["min_level"], checkpoint_interval=kw["checkpoint_interval"],
         stats_interval=kw["stats_interval"] if kw["show_stats"] else 0.0, problems_path=kw["problems_path"],
+        idle_timeout=_duration(kw["idle_timeout"], "--idle-timeout"),
+        dedupe_retention=_duration(kw["dedupe_retention"], "--dedupe-retention"),
     )
     watcher = Watcher(watch_options, ruleset, inputs, sinks, log=log)
     for refusal in watcher.refused:

@@ -73,14 +73,20 @@ class Correlator:
         alerts += self.flush()
         return sorted(alerts, key=_alert_order)
 
-    def feed(self, signals: Iterable[Signal], advance: bool = True) -> list[Alert]:
-        """Streaming mode: buffer signals, then emit what the watermark (max ts - lateness) allows."""
+    def feed(self, signals: Iterable[Signal], advance: bool = True, watermark_us: int | None = None) -> list[Alert]:
+        """Streaming mode: buffer signals, then emit what the watermark (max ts - lateness) allows.
+
+        `watermark_us` (microseconds since the epoch, as `timeparse.to_micros`) replaces that watermark when
+        the caller knows better, e.g. one watermark per input; it never moves the watermark back.
+        """
         if self.finished:
             raise RuntimeError("correlator already flushed; create a new one (or from_state) to continue")
         for signal in signals:
             self._ingest(signal)
         if not advance:
             return []
+        if watermark_us is not None:
+            return self._advance(max(self.horizon, watermark_us))
         if self.max_ts == _NEVER:
             return []
         return self._advance(max(self.horizon, self.max_ts - self.lateness_us))

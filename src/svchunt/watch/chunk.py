@@ -25,8 +25,7 @@ class Chunk:
     position: Any = None
     ack: Callable[[], None] | None = None
     received: float = 0.0  # time.time() when the input read it: for latency stats
-
-
+    input: str = ""  # key of the input that handed it on (set by the pipeline's InputQueue)
 
 
 @dataclass(slots=True, frozen=True)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from svchunt.model import Problem
 from svchunt.watch.chunk import Chunk, Done
-from svchunt.watch.stats import Stats
+from svchunt.watch.threaded import ThreadedInput
 
 READ_SIZE = 1 << 20
 CHUNK_LINES = 2000
@@ -39,7 +37,9 @@ class _Tracked:
     eof: bool = False
 
 
-class FileFollower:
+class FileFollower(ThreadedInput):
+    thread_name = "watch-files"
+
     def __init__(
         self,
         targets: list[str],
@@ -49,6 +49,7 @@ class FileFollower:
         once: bool = False,
         from_end: bool = False,
     ) -> None:
+        super().__init__()
         self.targets = targets
         self.patterns = patterns
         self.poll_interval = poll_interval
@@ -56,26 +57,9 @@ class FileFollower:
         self.once = once
         self.from_end = from_end
         self.key = "files"
-        self._stop = threading.Event()
         self._tracked: dict[str, _Tracked] = {}
         self._pending_new: dict[str, bool] = {}  # path -> must open the new file after draining the old one
         self._retired: set[int] = set()  # inodes of rotated files read to their end (not read again under a new name)
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------
-    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None:
-        self._out = out
-        self._positions = positions
-        self._stats = stats
-        self._thread = threading.Thread(target=self._run, name="watch-files", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
 
     @staticmethod
     def state_key(path: str) -> str:
@@ -155,14 +139,6 @@ class FileFollower:
                 return
             if not progressed:
                 self._stop.wait(self.poll_interval)
-
-    def _put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._out.put(item, timeout=0.2)  # blocks when the pipeline is behind: backpressure
-                return
-            except queue.Full:
-                continue
 
     def _read(self, t: _Tracked) -> bool:
         data = t.fh.read(READ_SIZE)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import queue
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +19,7 @@ import orjson
 
 from svchunt.model import Problem
 from svchunt.watch.chunk import Chunk
-from svchunt.watch.stats import Stats
+from svchunt.watch.threaded import ThreadedInput
 
 ACK_TIMEOUT = 60.0
 
@@ -34,7 +33,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class HttpInput:
+class HttpInput(ThreadedInput):
+    thread_name = "watch-http"
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -45,6 +46,7 @@ class HttpInput:
         read_timeout: float = 10.0,
         log=None,
     ) -> None:
+        super().__init__()
         if not is_loopback(host) and not token:
             raise ValueError(f"binding the HTTP input to {host} (not loopback) requires a bearer token")
         self.host, self.port, self.token = host, port, token
@@ -55,14 +57,12 @@ class HttpInput:
         self._seq = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def bound_port(self) -> int:
         return self._server.server_address[1] if self._server else self.port
 
-    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None:
-        self._out, self._stats = out, stats
+    def _prepare(self, positions: dict[str, Any]) -> None:
         self._seq = int((positions.get(self.key) or {}).get("seq", 0))
         owner = self
 
@@ -95,17 +95,15 @@ class HttpInput:
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.2,), name="watch-http", daemon=True)
-        self._thread.start()
+
+    def _run(self) -> None:
+        self._server.serve_forever(0.2)  # type: ignore[union-attr]
 
     def stop(self) -> None:
+        super().stop()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
 
     def _refuse(self, handler: Any, code: int, reason: str) -> None:
         client = handler.client_address[0]

@@ -9,14 +9,12 @@ were committed (trim them) and which were not (read them again, with the same nu
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from typing import Any
 
 from svchunt.model import Problem
 from svchunt.watch.chunk import Chunk, Done
-from svchunt.watch.stats import Stats
+from svchunt.watch.threaded import ThreadedInput
 
 CHUNK_ITEMS = 1000
 
@@ -35,8 +33,11 @@ return 1
 """
 
 
-class RedisInput:
+class RedisInput(ThreadedInput):
+    thread_name = "watch-redis"
+
     def __init__(self, url: str, list_key: str, max_line: int = 1 << 20, once: bool = False) -> None:
+        super().__init__()
         self.url = url
         self.list_key = list_key
         self.processing = f"{list_key}:svchunt:processing"
@@ -45,17 +46,13 @@ class RedisInput:
         self.key = f"redis:{list_key}"
         self.max_line = max_line
         self.once = once
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _client(self):
         import redis
 
         return redis.Redis.from_url(self.url, decode_responses=False, socket_timeout=10)
 
-    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None:
-        self._out = out
-        self._stats = stats
+    def _prepare(self, positions: dict[str, Any]) -> None:
         self._client_main = self._client()
         self._client_ack = self._client()  # acks come from the pipeline thread
         self._move = self._client_main.register_script(_MOVE)
@@ -63,15 +60,6 @@ class RedisInput:
         saved = positions.get(self.key) or {}
         self._seq = int(saved.get("seq", 0))
         self._recover()
-        self._thread = threading.Thread(target=self._run, name="watch-redis", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
 
     def _recover(self) -> None:
         r = self._client_main
@@ -128,11 +116,3 @@ class RedisInput:
         chunk.position = {"seq": last}
         chunk.ack = lambda: self._ack_script(keys=[self.processing, self.acked_key], args=[count, last])
         self._put(chunk)
-
-    def _put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._out.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue

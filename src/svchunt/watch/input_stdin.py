@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import threading
 import time
-from typing import IO, Any
+from typing import IO
 
 from svchunt.model import Problem
 from svchunt.watch.chunk import Chunk, Done
-from svchunt.watch.stats import Stats
+from svchunt.watch.threaded import ThreadedInput
 
 CHUNK_LINES = 1000
 SOURCE = "<stdin>"
 
 
-class StdinInput:
+class StdinInput(ThreadedInput):
     key = "stdin"
+    thread_name = "watch-stdin"
 
     def __init__(self, stream: IO[bytes] | None = None, max_line: int = 1 << 20) -> None:
+        super().__init__()
         self.stream = stream
         self.max_line = max_line
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None:
-        self._out = out
-        self._thread = threading.Thread(target=self._run, name="watch-stdin", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         # os.read returns whatever the pipe holds, so a line is handed on as soon as it is complete

@@ -18,12 +18,16 @@ from typing import Any
 from svchunt.model import Problem
 from svchunt.watch.chunk import Chunk
 from svchunt.watch.stats import Stats
+from svchunt.watch.threaded import ThreadedInput
 
 
-class SyslogInput:
+class SyslogInput(ThreadedInput):
+    thread_name = "watch-syslog"
+
     def __init__(
         self, host: str = "127.0.0.1", port: int = 6514, max_line: int = 1 << 20, idle_timeout: float = 30.0, log=None
     ) -> None:
+        super().__init__()
         self.host, self.port, self.max_line, self.idle_timeout = host, port, max_line, idle_timeout
         self.key = f"syslog:{port}"
         self.source = f"syslog:{port}"
@@ -32,15 +36,14 @@ class SyslogInput:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
         self.bound_port = port
 
-    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None:
-        self._out, self._stats = out, stats
+    def _prepare(self, positions: dict[str, Any]) -> None:
         self._seq = int((positions.get(self.key) or {}).get("seq", 0))
-        self._thread = threading.Thread(target=self._run, name="watch-syslog", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
+
+    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None:
+        super().start(out, positions, stats)
+        self._ready.wait(10)  # the server binds on its own loop's thread: wait for the outcome
         if self._error is not None:
             raise self._error
 
@@ -59,13 +62,10 @@ class SyslogInput:
         self._loop.run_forever()
 
     def stop(self) -> None:
+        super().stop()
         if self._loop and self._server:
             self._loop.call_soon_threadsafe(self._server.close)
             self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
 
     def _emit(self, messages: list[bytes], problems: list[str]) -> None:
         chunk = Chunk(self.key, self.source, received=time.time())

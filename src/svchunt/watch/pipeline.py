@@ -4,9 +4,14 @@ Order matters for the guarantees:
 1. alerts are written to the sinks first (a crash now means the batch is replayed; the JSON-lines sinks read
    back the ids written after their last committed size, and the state's emitted ids cover the rest, so no
    alert is written twice);
-2. then input positions, correlator state, sink sizes and the new alert ids are committed in one transaction;
+2. then input positions, correlator state, sink sizes and the new alert ids are committed in one transaction
+   (which also forgets the ids of alerts older than the dedupe retention);
 3. only then are inputs acknowledged (Redis items trimmed, HTTP clients answered), so no acknowledged event
    can be lost.
+
+The correlator's watermark is kept per input stream (see `watermark.py`): the minimum over the active ones,
+and, once nothing new arrived anywhere for `idle_timeout` seconds, the newest event time seen, so windows
+waiting for more traffic close without it.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ from typing import Any, Protocol
 
 import orjson
 
+from svchunt.correlate.timeparse import from_micros, to_micros
 from svchunt.engine.matcher import Matcher
 from svchunt.model import LEVEL_RANK, Alert, Event, Problem, Signal, alert_from_signal
 from svchunt.rules.loader import RuleSet
 from svchunt.watch.batcher import Batch, next_batch
 from svchunt.watch.chunk import Chunk
 from svchunt.watch.records import RecordParser, reason_kind
-from svchunt.watch.state import StateStore
+from svchunt.watch.state import Prune, StateStore
 from svchunt.watch.stats import Stats
+from svchunt.watch.watermark import InputQueue, Watermarks
 
 LOG_PER_REASON = 20  # problems logged one by one per reason; the rest are counted
 
@@ -36,7 +43,7 @@ LOG_PER_REASON = 20  # problems logged one by one per reason; the rest are count
 class Input(Protocol):
     key: str
 
-    def start(self, out: queue.Queue, positions: dict[str, Any], stats: Stats) -> None: ...
+    def start(self, out: Any, positions: dict[str, Any], stats: Stats) -> None: ...
     def stop(self) -> None: ...
     def join(self, timeout: float | None = None) -> None: ...
 
@@ -63,6 +70,11 @@ class WatchOptions:
     # seconds between commits: the correlator state grows with the lateness, and writing it after every
     # batch would cost more than the batch; alerts still go out per batch, acknowledgements wait for the commit
     checkpoint_interval: float = 1.0
+    # seconds of processing time with nothing pending and nothing new after which an input stops holding the
+    # watermark back; when that holds for every input, all pending windows are decided
+    idle_timeout: float = 5.0
+    # seconds of event time an emitted alert id is kept (for dedupe) behind the watermark
+    dedupe_retention: float = 7 * 86400.0
 
 
 class Watcher:
@@ -92,9 +104,11 @@ class Watcher:
         self.correlator = self._restore_correlator()
         self.suppressed = self.correlator.suppressed_rule_ids()
         self.seen: set[str] = self.state.emitted_ids()
+        self.marks = Watermarks(options.lateness, options.idle_timeout)
+        self.pruned = 0  # emitted ids forgotten after the dedupe retention
         self.floor = LEVEL_RANK[options.min_level] if options.min_level else None
         self._pending_values: dict[str, Any] = {}
-        self._pending_ids: list[str] = []
+        self._pending_ids: list[tuple[str, int | None]] = []
         self._pending_acks: list[Chunk] = []
         self._last_commit = time.monotonic()
 
@@ -124,12 +138,14 @@ class Watcher:
             self.seen |= ids
             # into the emitted ids with the next commit: that commit also moves the sink's committed size past
             # them, so a later crash (before their events are committed again) cannot make them look new
-            self._pending_ids.extend(sorted(ids))
+            self._pending_ids.extend((i, None) for i in sorted(ids))
         if self.options.problems_path:
             self._problems_fh = open(self.options.problems_path, "ab")  # noqa: SIM115
         positions = self.state.positions("pos:")
         for source in self.inputs:
-            source.start(self.queue, positions, self.stats)
+            self.marks.add_input(source.key)
+        for source in self.inputs:
+            source.start(InputQueue(self.queue, source.key, self.marks), positions, self.stats)
         waiting = {source.key for source in self.inputs}
         last_stats = time.monotonic()
         try:
@@ -139,8 +155,10 @@ class Watcher:
                 if batch:
                     self.process(batch)
                     waiting.difference_update(batch.done)
-                elif self._pending_acks or self._pending_ids or self._pending_values:
-                    self.commit()  # idle: nothing more to amortise over
+                else:
+                    self._idle()
+                    if self._pending_acks or self._pending_ids or self._pending_values:
+                        self.commit()  # idle: nothing more to amortise over
                 if self.options.stats_interval and time.monotonic() - last_stats >= self.options.stats_interval:
                     last_stats = time.monotonic()
                     self.log("stats " + orjson.dumps(self.stats.line()).decode())
@@ -173,7 +191,7 @@ class Watcher:
         """
         alerts = self._new(self.correlator.flush())
         self._emit(alerts)
-        self.state.commit(self._sink_values(), {}, [a.alert_id for a in alerts])
+        self.state.commit(self._sink_values(), {}, [(a.alert_id, _newest_us(a)) for a in alerts])
         self.stats.batch_done(0, len(alerts), None, 0.0)
 
     # -- one batch -----------------------------------------------------------------
@@ -182,20 +200,27 @@ class Watcher:
         problems: list[Problem] = []
         parse = self.parser.parse
         oldest = min((c.received for c in batch.chunks if c.received), default=time.time())
+        for key in batch.done:
+            self.marks.done(key)
         for chunk in batch.chunks:
             problems.extend(chunk.problems)
             source = chunk.source
+            newest = ""
             for line, raw in chunk.lines:
                 item = parse(raw, source, line)
                 if type(item) is Event:
                     events.append(item)
+                    ts = item.timestamp  # fixed-width ISO UTC: sorts as text
+                    if ts and ts > newest:
+                        newest = ts
                 else:
                     problems.append(item)  # type: ignore[arg-type]
+            self.marks.processed(chunk, _micros(newest))
         for problem in problems:
             self._problem(problem)
         signals: list[Signal] = self.matcher.match(events) if events else []
         alerts = [alert_from_signal(s) for s in signals if s.rule.rule_id not in self.suppressed]
-        alerts.extend(self.correlator.feed(signals))
+        alerts.extend(self._feed(signals))
         alerts = self._new(alerts)
         self._emit(alerts)
         for chunk in batch.chunks:
@@ -203,16 +228,48 @@ class Watcher:
                 self._pending_values["pos:" + chunk.key] = chunk.position
             if chunk.ack is not None:
                 self._pending_acks.append(chunk)
-        self._pending_ids.extend(a.alert_id for a in alerts)
+        self._pending_ids.extend((a.alert_id, _newest_us(a)) for a in alerts)
         newest = max((e.timestamp for e in events if e.timestamp), default=None)
         self.stats.batch_done(len(events), len(alerts), newest, time.time() - oldest)
         if time.monotonic() - self._last_commit >= self.options.checkpoint_interval:
             self.commit()
 
+    def _feed(self, signals: list[Signal]) -> list[Alert]:
+        if self.marks.lateness_us is None:  # infinite lateness: the correlator's own (never moving) watermark
+            alerts = self.correlator.feed(signals)
+        else:
+            mark = self.marks.watermark()
+            if mark is None:
+                alerts = self.correlator.feed(signals, advance=False)
+            else:
+                alerts = self.correlator.feed(signals, watermark_us=mark)
+        if self.correlator.horizon > -(2**61):
+            self.stats.watermark = from_micros(self.correlator.horizon)
+        return alerts
+
+    def _idle(self) -> None:
+        """Nothing arrived for a moment: move the watermark if idle inputs allow it, deciding waiting windows."""
+        mark = self.marks.watermark()
+        if mark is None or mark <= self.correlator.horizon:
+            return
+        alerts = self._new(self._feed([]))
+        self._emit(alerts)
+        self._pending_ids.extend((a.alert_id, _newest_us(a)) for a in alerts)
+        if alerts:  # out at once; a watermark move alone waits for the next checkpoint
+            self.stats.batch_done(0, len(alerts), None, 0.0)
+            self.commit()
+
     def commit(self) -> None:
         """Positions, correlator state, sink sizes and emitted ids in one transaction; then the acks."""
         values = {**self._sink_values(), **self._pending_values}
-        self.state.commit(values, {"correlator": self.correlator.to_state()}, self._pending_ids)
+        horizon = self.correlator.horizon
+        retention_us = round(self.options.dedupe_retention * 1_000_000)
+        prune = Prune(horizon - retention_us if horizon > -(2**61) else None, self.options.dedupe_retention)
+        pruned = self.state.commit(values, {"correlator": self.correlator.to_state()}, self._pending_ids, prune)
+        if pruned:
+            self.seen.difference_update(pruned)
+            self.pruned += len(pruned)
+            self.stats.dedupe_pruned += len(pruned)
         self._last_commit = time.monotonic()
         acks, self._pending_acks = self._pending_acks, []
         self._pending_values, self._pending_ids = {}, []
@@ -263,6 +320,20 @@ class Watcher:
             self._problems_fh.write(orjson.dumps(
                 {"source": problem.source, "position": problem.position, "reason": problem.reason},
                 option=orjson.OPT_APPEND_NEWLINE))
+
+
+def _micros(timestamp: str | None) -> int | None:
+    if not timestamp:
+        return None
+    try:
+        return to_micros(timestamp)
+    except ValueError:
+        return None
+
+
+def _newest_us(alert: Alert) -> int | None:
+    """Event time of the alert's newest evidence: what the dedupe retention is measured from."""
+    return _micros(max((e.timestamp for e in alert.evidence if e.timestamp), default=None))
 
 
 def _correlations(ruleset: RuleSet) -> tuple[list, list]:

@@ -21,6 +21,8 @@ class Stats:
         self.refused: Counter[str] = Counter()  # HTTP 401/413..., connections dropped
         self.notices: deque[str] = deque(maxlen=50)  # rotation, truncation...: shown, not counted as skipped
         self.newest_event_ts: str | None = None
+        self.watermark: str | None = None  # the correlator's: windows ending before it are decided
+        self.dedupe_pruned = 0  # emitted alert ids forgotten after the dedupe retention
         self.last_batch_latency = 0.0  # seconds from the oldest read record of the batch to its commit
         self.queue_depth = 0
         self.backlog: dict[str, int] = {}  # input -> bytes or items not yet read
@@ -80,6 +82,8 @@ class Stats:
                 "refused": dict(self.refused),
                 "notices": list(self.notices)[-5:],
                 "newest_event": self.newest_event_ts,
+                "watermark": self.watermark,
+                "dedupe_pruned": self.dedupe_pruned,
                 "event_time_lag_s": lag,  # wall clock - newest event time: how far behind the stream we are
                 "batch_latency_s": round(self.last_batch_latency, 3),
                 "queue_depth": self.queue_depth,
