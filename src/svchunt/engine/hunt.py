@@ -123,7 +123,8 @@ def chunk_files(files: list[str]) -> list[list[str]]:
 def _scan_all(files: list[str], workers: int, on_chunk: Callable[[ChunkResult], None] | None) -> list[ChunkResult]:
     results: list[ChunkResult] = []
     chunks = chunk_files(files)
-    if workers <= 1 or len(chunks) < 2:
+    # Workers share the compiled rules by forking; where there is no fork (Windows), run in-process.
+    if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in chunks:
             res = scan_chunk(chunk)
             results.append(res)
