@@ -1,0 +1,117 @@
+"""The correctness traps that made a peer silently lose matches (shared/notes/engine-measurements.md),
+and a hostile field against a regex: each as an executable check on the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from svchunt.engine.matcher import Matcher
+from svchunt.model import Event
+from svchunt.rules.loader import load_rules
+from svchunt.sources import read_events
+
+HEADER = """title: {title}
+id: 0b7e6a52-5a6c-4d7e-8f90-{suffix}
+status: test
+logsource: {logsource}
+level: medium
+detection:
+"""
+
+
+def _matcher(tmp_path: Path, rules: dict[str, tuple[str, str]]) -> Matcher:
+    for i, (name, (logsource, detection)) in enumerate(rules.items()):
+        text = HEADER.format(title=name, suffix=f"{i:012d}", logsource=logsource) + detection
+        (tmp_path / f"{name}.yml").write_text(text)
+    ruleset = load_rules([str(tmp_path)], use_cache=False)
+    assert not ruleset.refused, ruleset.refused
+    return Matcher(ruleset.rules)
+
+
+def _event(channel: str, eid: int, **fields) -> Event:
+    return Event({"Channel": channel, "EventID": eid, **fields}, "2024-01-01T00:00:00.000000Z", "t", eid)
+
+
+def _titles(matcher: Matcher, events: list[Event]) -> list[tuple[str, int | None]]:
+    return sorted((s.rule.title, s.event.record_id) for s in matcher.match(events))
+
+
+SYSMON1 = "{product: windows, category: process_creation}"
+
+
+def test_field_missing_from_the_whole_batch_is_null_not_an_error(tmp_path):
+    m = _matcher(tmp_path, {
+        "orig": (SYSMON1, "    sel: {OriginalFileName: psexec.c}\n    condition: sel\n"),
+        "not_orig": (SYSMON1, "    sel: {Image|endswith: '\\\\cmd.exe'}\n    f: {OriginalFileName: x}\n    condition: sel and not f\n"),
+    })
+    # Only Security 4688 events: no OriginalFileName anywhere in the batch.
+    events = [_event("Security", 4688, NewProcessName="C:\\Windows\\System32\\cmd.exe", Image="C:\\Windows\\System32\\cmd.exe")]
+    assert _titles(m, events) == [("not_orig", 4688)]
+
+
+def test_bare_text_event_data_is_the_data_field(tmp_path):
+    line = (
+        '{"Event":{"System":{"Provider":{"#attributes":{"Name":"MsiInstaller"}},"EventID":1033,'
+        '"Channel":"Application","Computer":"h","EventRecordID":7,'
+        '"TimeCreated":{"#attributes":{"SystemTime":"2024-01-01T00:00:00.000000Z"}}},'
+        '"EventData":{"#text":"Product: EvilAgent -- Installation completed successfully."}}}\n'
+    )
+    path = tmp_path / "msi.jsonl"
+    path.write_text(line)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    m = _matcher(rules, {"msi": ("{product: windows, service: application}",
+                                 "    sel: {Provider_Name: MsiInstaller, Data|contains: EvilAgent}\n    condition: sel\n")})
+    events = [e for e in read_events(str(path)) if isinstance(e, Event)]
+    assert _titles(m, events) == [("msi", 7)]
+
+
+def test_field_names_with_spaces_and_case_variants(tmp_path):
+    m = _matcher(tmp_path, {
+        "space": ("{product: windows, service: system}", "    sel: {EventID: 104, 'New Value': 'x'}\n    condition: sel\n"),
+        "payload": ("{product: windows, service: system}", "    sel: {EventID: 105, Payload|contains: 'evil'}\n    condition: sel\n"),
+    })
+    events = [
+        _event("System", 104, **{"New Value": "X"}),
+        Event({"Channel": "System", "EventID": 105, "payload": "so evil"}, None, "t", 1),
+        Event({"Channel": "System", "EventID": 105, "Payload": "", "payload": "evil again"}, None, "t", 2),
+    ]
+    assert _titles(m, events) == [("payload", 1), ("payload", 2), ("space", 104)]
+
+
+def test_empty_string_is_absent_for_null_and_exists(tmp_path):
+    m = _matcher(tmp_path, {
+        "is_null": ("{product: windows, service: system}", "    sel: {EventID: 7045, AccountName: null}\n    condition: sel\n"),
+        "exists": ("{product: windows, service: system}", "    sel: {EventID: 7045, AccountName|exists: true}\n    condition: sel\n"),
+    })
+    events = [_event("System", 7045, AccountName=""), _event("System", 7045), _event("System", 7045, AccountName="LocalSystem")]
+    events[1].record_id, events[2].record_id = 2, 3
+    assert _titles(m, events) == [("exists", 3), ("is_null", 2), ("is_null", 7045)]
+
+
+@pytest.mark.parametrize("value,expected", [("0x10", True), ("16", True), (16, True), ("17", False), ("x", False)])
+def test_numbers_compare_whatever_their_text_form(tmp_path, value, expected):
+    m = _matcher(tmp_path, {"num": ("{product: windows, service: security}", "    sel: {EventID: 4697, ServiceType: 16}\n    condition: sel\n")})
+    assert bool(m.match([_event("Security", 4697, ServiceType=value)])) is expected
+
+
+def test_a_hostile_field_cannot_stall_a_regex(tmp_path):
+    # (a+)+b backtracks exponentially in Python's re on "aaaa…c"; RE2 answers in linear time.
+    m = _matcher(tmp_path, {"redos": (SYSMON1, "    sel: {CommandLine|re: '(a+)+b'}\n    condition: sel\n")})
+    hostile = _event("Microsoft-Windows-Sysmon/Operational", 1, CommandLine="a" * 200_000 + "c")
+    benign = _event("Microsoft-Windows-Sysmon/Operational", 1, CommandLine="aaab")
+    benign.record_id = 2
+    assert _titles(m, [hostile, benign]) == [("redos", 2)]
+
+
+def test_a_channel_less_rule_does_not_switch_routing_off_for_the_others(tmp_path):
+    m = _matcher(tmp_path, {
+        "anywhere": ("{product: windows}", "    keywords: ['mimikatz']\n    condition: keywords\n"),
+        "svc": ("{product: windows, service: system}", "    sel: {EventID: 7045, ServiceName: PSEXESVC}\n    condition: sel\n"),
+    })
+    assert m.plan(("security", 4688)).rules == (0,)  # the 7045 rule never meets Security events
+    assert set(m.plan(("system", 7045)).rules) == {0, 1}
+    events = [_event("System", 7045, ServiceName="psexesvc"), _event("Security", 4688, CommandLine="MimiKatz.exe")]
+    assert _titles(m, events) == [("anywhere", 4688), ("svc", 7045)]
