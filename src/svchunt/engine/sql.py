@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from svchunt.engine.batch import ColumnBatch
 from svchunt.model import Event
 from svchunt.rules import ir
 from svchunt.rules.loader import LoadedRule
@@ -153,6 +154,7 @@ class DuckDBMatcher:
         import pyarrow as pa
 
         fields = sorted({f for r in self.rules for f in r.compiled.fields} - {"*"})
+        batch = ColumnBatch(events)  # the same field lookup (case variants, empty values) as the Python back end
         columns: dict[str, list] = {
             "_row": list(range(len(events))),
             "_channel": [e.fields.get("Channel") for e in events],
@@ -160,7 +162,9 @@ class DuckDBMatcher:
             "_text": ["\0".join(_text(v) for v in e.fields.values() if v is not None) for e in events],
         }
         for name in fields:
-            columns[name] = [_text(_field(e.fields, name)) for e in events]
+            # SQL identifiers ignore case (DuckDB, and Spark by default): one column per folded name.
+            if not any(existing.lower() == name.lower() for existing in columns):
+                columns[name] = [_text(v) for v in batch.raw(name)]
         table = pa.table(
             {k: pa.array(v, type=pa.int64() if k in ("_row", "_eid") else pa.string()) for k, v in columns.items()}
         )
@@ -173,12 +177,3 @@ class DuckDBMatcher:
         con.close()
         return out
 
-
-def _field(fields: dict, name: str) -> object:
-    # Same lookup rule as the Python back end: exact name, else a case variant (sorted, non-empty first).
-    if name in fields:
-        return fields[name]
-    for key in sorted(fields):
-        if key.lower() == name.lower() and fields[key] not in (None, ""):
-            return fields[key]
-    return None
