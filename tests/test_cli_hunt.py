@@ -229,3 +229,39 @@ def test_a_folder_of_bad_inputs_is_read_around_and_every_problem_reported(tmp_pa
     )
     assert counts["records_read"] >= good_lines
     assert counts["records_skipped"] >= 2 and counts["files_skipped"] >= 3
+
+
+def test_loldrivers_csv_extends_the_vulnerable_driver_hashes(tmp_path):
+    import csv
+
+    from conftest import shared
+
+    drivers_csv = shared("loldrivers", "drivers.csv")
+    builtin = (REPO / "src/svchunt/content/allowlists/svchunt_vulnerable_driver_hashes.txt").read_text().upper()
+    with drivers_csv.open(encoding="utf-8", newline="") as fh:
+        sha256 = next(
+            h.strip().upper()
+            for row in csv.DictReader(fh)
+            for h in (row.get("KnownVulnerableSamples_SHA256") or "").split(",")
+            if len(h.strip()) == 64 and h.strip().upper() not in builtin
+        )
+    event = {"Event": {
+        "System": {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}, "EventID": 6, "EventRecordID": 4242,
+                   "Channel": "Microsoft-Windows-Sysmon/Operational", "Computer": "ws7.example",
+                   "TimeCreated": {"#attributes": {"SystemTime": "2024-03-01T10:00:00.000000Z"}}},
+        "EventData": {"ImageLoaded": "C:\\Users\\bob\\AppData\\Local\\Temp\\zz81.sys",
+                      "Hashes": f"SHA1=0000000000000000000000000000000000000000,MD5=00000000000000000000000000000000,"
+                                f"SHA256={sha256},IMPHASH=00000000000000000000000000000000",
+                      "Signed": "true", "Signature": "Some Vendor", "SignatureStatus": "Valid"}}}
+    log = tmp_path / "drv.jsonl"
+    log.write_bytes(orjson.dumps(event) + b"\n")
+    without, with_list = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert svchunt("hunt", str(log), "--jsonl", str(without), "-q").returncode == 0
+    r = svchunt("hunt", str(log), "--loldrivers", str(drivers_csv), "--jsonl", str(with_list), "-q")
+    assert r.returncode == 0, r.stderr
+    title = "Known vulnerable driver loaded (BYOVD)"
+    assert title not in {a["title"] for a in alerts_of(without)}
+    hits = [a for a in alerts_of(with_list) if a["title"] == title]
+    assert [a["evidence"][0]["record_id"] for a in hits] == [4242]
+    bad = svchunt("hunt", str(log), "--loldrivers", str(EXAMPLES / "psexec_lateral_movement.jsonl"), "-q")
+    assert bad.returncode == 2 and "LOLDrivers" in bad.stderr

@@ -28,6 +28,7 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--rules", "rule_paths", multiple=True, help="Sigma rule file or folder (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in service-persistence content.")
 @click.option("--allowlist", "allowlists", multiple=True, help="Tuning file: YAML mapping NAME -> extra known-good values.")
+@click.option("--loldrivers", "loldrivers", help="LOLDrivers drivers.csv: match loaded drivers against all its hashes.")
 @click.option("--jsonl", "jsonl_path", help="Write alerts as JSON lines to FILE.")
 @click.option("--csv", "csv_path", help="Write alerts as CSV to FILE (formula cells neutralised).")
 @click.option("--html", "html_path", help="Write a self-contained HTML report to FILE.")
@@ -47,6 +48,7 @@ def hunt(
     rule_paths: tuple[str, ...],
     no_builtin: bool,
     allowlists: tuple[str, ...],
+    loldrivers: str | None,
     jsonl_path: str | None,
     csv_path: str | None,
     html_path: str | None,
@@ -81,6 +83,7 @@ def hunt(
         workers=workers,
         use_cache=not no_cache,
         state=state_path,
+        loldrivers=loldrivers,
     )
     err = Console(stderr=True)
     try:

@@ -49,6 +49,7 @@ class HuntOptions:
     workers: int | None = None
     use_cache: bool = True
     state: str | None = None
+    loldrivers: str | None = None  # a LOLDrivers drivers.csv: its hashes join the vulnerable-driver list
 
 
 @dataclass
@@ -70,7 +71,7 @@ def rule_paths_for(options: HuntOptions) -> list[str]:
 
 
 def load_ruleset(options: HuntOptions) -> RuleSet:
-    allowlists = load_allowlists(options.allowlists, builtin=True)
+    allowlists = load_allowlists(options.allowlists, builtin=True, loldrivers=options.loldrivers)
     return load_rules(rule_paths_for(options), allowlists=allowlists, use_cache=options.use_cache)
 
 

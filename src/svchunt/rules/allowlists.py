@@ -42,7 +42,26 @@ def _read_text_list(path: Path) -> list[str]:
     return out
 
 
-def load_allowlists(extra_files: list[str] | None = None, builtin: bool = True) -> Allowlists:
+# The known-vulnerable-driver hash list that rules match against Sysmon 6 `Hashes`
+# ("SHA1=…,MD5=…,SHA256=…,IMPHASH=…"): a LOLDrivers CSV extends it (`--loldrivers`).
+DRIVER_HASH_LIST = "svchunt_vulnerable_driver_hashes"
+_HASH_PREFIX = {32: "MD5=", 40: "SHA1=", 64: "SHA256="}
+
+
+def loldrivers_values(csv_path: str) -> list[str]:
+    """Hash values of a LOLDrivers drivers.csv in the form Sysmon writes them (`SHA256=…`)."""
+    from svchunt.audit.loldrivers import load
+
+    try:
+        drivers = load(csv_path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AllowlistError(f"{csv_path}: cannot read the LOLDrivers list: {exc}") from exc
+    return sorted(_HASH_PREFIX[len(h)] + h.upper() for h in drivers.by_hash if len(h) in _HASH_PREFIX)
+
+
+def load_allowlists(
+    extra_files: list[str] | None = None, builtin: bool = True, loldrivers: str | None = None
+) -> Allowlists:
     lists: dict[str, list[str]] = {}
     if builtin and BUILTIN_DIR.is_dir():
         for path in sorted(BUILTIN_DIR.glob("*.txt")):
@@ -60,4 +79,6 @@ def load_allowlists(extra_files: list[str] | None = None, builtin: bool = True) 
             if not isinstance(values, list) or not all(isinstance(v, str | int) for v in values):
                 raise AllowlistError(f"{file}: '{name}' must be a list of strings")
             lists.setdefault(str(name), []).extend(str(v) for v in values)
+    if loldrivers:
+        lists.setdefault(DRIVER_HASH_LIST, []).extend(loldrivers_values(loldrivers))
     return Allowlists(lists)
