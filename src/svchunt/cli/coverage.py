@@ -10,14 +10,10 @@ import orjson
 
 def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
     from svchunt.correlate.load import load_correlations
-    from svchunt.rules.loader import load_rules
+    from svchunt.engine.hunt import HuntOptions, load_ruleset
 
-    paths = list(rule_paths)
-    if builtin:
-        from svchunt.content import builtin_rule_paths
-
-        paths = [str(p) for p in builtin_rule_paths()] + paths
-    ruleset = load_rules(paths)
+    # The same rule set `hunt` would run with these options, so the table describes what hunts use.
+    ruleset = load_ruleset(HuntOptions(paths=[], rule_paths=list(rule_paths), builtin=builtin))
     correlations, corr_refused = load_correlations(ruleset.correlation_docs, ruleset.infos)
     pairs = [(info, "detection") for info in ruleset.infos] + [(c.info, "correlation") for c in correlations]
     if builtin:
