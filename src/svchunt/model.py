@@ -111,7 +111,12 @@ class RuleInfo:
     title: str
     level: str = "medium"
     tags: tuple[str, ...] = ()
+    # `covers`: the items the coverage table counts for this rule (claims + contributes_to).
+    # `claims`: the items an alert of this rule asserts happened (what analysts read as the verdict).
+    # `contributes_to`: items this rule is only a building block of (e.g. an input of a correlation).
     covers: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
+    contributes_to: tuple[str, ...] = ()
     name: str | None = None  # Sigma `name:` — correlations may reference rules by it
     description: str = ""
     falsepositives: tuple[str, ...] = ()
@@ -126,6 +131,31 @@ class RuleInfo:
             if low.startswith("attack.t") and low[8:9].isdigit():
                 out.append(tag[7:].upper())
         return out
+
+
+def item_fields(
+    covers: object, claims: object, contributes_to: object
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(covers, claims, contributes_to) from a rule's custom attributes.
+
+    A rule that declares only `covers:` (older content, users' own rules) claims what it covers.
+    `covers` is always the union, so the coverage table counts building blocks too.
+    """
+
+    def as_tuple(value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        return (str(value),)
+
+    cov, cla, con = as_tuple(covers), as_tuple(claims), as_tuple(contributes_to)
+    if claims is None and contributes_to is None:
+        cla = cov
+    union = tuple(dict.fromkeys(cov + cla + con))
+    return union, cla, con
 
 
 @dataclass(slots=True)
@@ -175,7 +205,8 @@ class Alert:
             "level": self.rule.level,
             "tags": list(self.rule.tags),
             "techniques": self.rule.techniques,
-            "covers": list(self.rule.covers),
+            "claims": list(self.rule.claims),
+            "covers": list(self.rule.claims),  # compatibility: an alert's covers are its claims
             "timestamp": self.timestamp,
             "computer": self.computer,
             "group": self.group,

@@ -12,7 +12,7 @@ from typing import Any
 from svchunt.correlate.fieldref import FieldRef
 from svchunt.correlate.rule import TYPES, VALUE_TYPES, Condition, CorrelationRule
 from svchunt.correlate.timeparse import parse_timespan
-from svchunt.model import LEVELS, Refusal, RuleInfo
+from svchunt.model import LEVELS, Refusal, RuleInfo, item_fields
 
 _UNSUPPORTED = {
     "value_percentile": "value_percentile is not supported: the spec leaves its semantics (percentile of what "
@@ -54,7 +54,8 @@ def _rule_info(path: str, doc: dict[str, Any]) -> RuleInfo:
         title=title,
         level=level,
         tags=_as_tuple(doc.get("tags")),
-        covers=_as_tuple(doc.get("covers")),
+        **dict(zip(("covers", "claims", "contributes_to"),
+                   item_fields(doc.get("covers"), doc.get("claims"), doc.get("contributes_to")), strict=True)),
         name=str(name) if name is not None else None,
         description=str(doc.get("description") or ""),
         falsepositives=_as_tuple(doc.get("falsepositives")),

@@ -14,18 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
-from svchunt.model import (
-    LEVEL_RANK,
-    Alert,
-    Event,
-    HuntResult,
-    Problem,
-    Refusal,
-    RunStats,
-    Signal,
-    alert_from_signal,
-)
+from svchunt.model import Event, HuntResult, Problem, RunStats, Signal
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
@@ -160,9 +151,7 @@ def run_hunt(
 ) -> HuntResult:
     started = time.perf_counter()
     ruleset = ruleset if ruleset is not None else load_ruleset(options)
-    matcher = Matcher(ruleset.rules)
-    correlator, corr_refused, corr_count = _correlator(ruleset)
-    refused: list[Refusal] = list(ruleset.refused) + corr_refused
+    detector = Detector(ruleset, min_level=options.min_level, state=options.state)
 
     files: list[str] = []
     problems: list[Problem] = []
@@ -175,11 +164,13 @@ def run_hunt(
         on_inputs(len(files))
 
     _WORKER.clear()
-    _WORKER.update(matcher=matcher, since=options.since, until=options.until)
+    _WORKER.update(matcher=detector.matcher, since=options.since, until=options.until)
     workers = options.workers or default_workers()
     results = _scan_all(files, workers, on_chunk)
 
-    stats = RunStats(files=len(files), rules_loaded=len(ruleset.rules), correlations_loaded=corr_count)
+    stats = RunStats(
+        files=len(files), rules_loaded=len(ruleset.rules), correlations_loaded=len(detector.correlation_rules)
+    )
     signals: list[Signal] = []
     matched_events: set[tuple] = set()
     outside = 0
@@ -188,41 +179,15 @@ def run_hunt(
         outside += res.outside_window
         problems.extend(res.problems)
         for rule_index, event in res.matches:
-            signals.append(Signal(matcher.infos[rule_index], event))
+            signals.append(detector.signal(rule_index, event))
             matched_events.add((event.source, event.record_id, event.line, event.header_record_id))
     stats.files_skipped = sum(1 for p in problems if p.whole_file)
     stats.records_skipped = len(problems) - stats.files_skipped
     stats.records_matched = len(matched_events)
 
-    alerts = _alerts(signals, correlator)
-    notes: list[str] = list(correlator.notes())
+    outcome = detector.alerts(signals)
+    notes: list[str] = list(outcome.notes)
     if outside:
         notes.append(f"{outside} records outside --since/--until (or without a timestamp) were not evaluated")
-    if options.state:
-        from svchunt.correlate.baseline import ServiceBaseline
-
-        with ServiceBaseline(options.state) as baseline:
-            outcome = baseline.process(signals)
-        alerts.extend(outcome.alerts)
-        notes.extend(outcome.notes)
-    if options.min_level:
-        floor = LEVEL_RANK[options.min_level]
-        alerts = [a for a in alerts if LEVEL_RANK.get(a.rule.level, 0) >= floor]
-    alerts.sort(key=Alert.sort_key)
     stats.seconds = time.perf_counter() - started
-    return HuntResult(alerts=alerts, stats=stats, problems=problems, refused=refused, notes=notes)
-
-
-def _correlator(ruleset: RuleSet):
-    from svchunt.correlate import Correlator, load_correlations
-
-    docs = ruleset.correlation_docs
-    corr_rules, refused = load_correlations(docs, ruleset.infos) if docs else ([], [])
-    return Correlator(corr_rules), list(refused), len(corr_rules)
-
-
-def _alerts(signals: list[Signal], correlator) -> list[Alert]:
-    suppressed = correlator.suppressed_rule_ids()
-    alerts = [alert_from_signal(s) for s in signals if s.rule.rule_id not in suppressed]
-    alerts.extend(correlator.run(signals))
-    return alerts
+    return HuntResult(alerts=outcome.alerts, stats=stats, problems=problems, refused=detector.refused, notes=notes)

@@ -89,7 +89,7 @@ def alert_row(alert: Alert) -> list[str]:
         alert.rule.title,
         alert.computer,
         ";".join(alert.rule.techniques),
-        ";".join(alert.rule.covers),
+        ";".join(alert.rule.claims),
         " | ".join(evidence_ref(e) for e in alert.evidence),
         *(alert.fields.get(name) for name in KEY_FIELDS),
         alert.group or None,

@@ -45,7 +45,7 @@ def _rule_payload(alert: Alert) -> dict[str, Any]:
         "level": alert.rule.level,
         "tags": list(alert.rule.tags),
         "techniques": alert.rule.techniques,
-        "covers": list(alert.rule.covers),
+        "covers": list(alert.rule.claims),
         "description": alert.rule.description,
         "falsepositives": list(alert.rule.falsepositives),
     }

@@ -36,7 +36,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from svchunt.model import RuleInfo
+from svchunt.model import RuleInfo, item_fields
 from svchunt.rules import ir
 from svchunt.rules.logsource import UnsupportedLogsource, routes_for
 
@@ -61,16 +61,18 @@ class Unsupported(ValueError):
 
 def rule_info(rule: SigmaRule, path: str) -> RuleInfo:
     custom = getattr(rule, "custom_attributes", None) or {}
-    covers = custom.get("covers") or []
-    if isinstance(covers, str):
-        covers = [covers]
+    covers, claims, contributes_to = item_fields(
+        custom.get("covers"), custom.get("claims"), custom.get("contributes_to")
+    )
     level = rule.level.name.lower() if rule.level else "medium"
     return RuleInfo(
         rule_id=str(rule.id) if rule.id else f"path:{path}",
         title=rule.title or "",
         level=level,
         tags=tuple(f"{t.namespace}.{t.name}" for t in rule.tags or ()),
-        covers=tuple(str(c) for c in covers),
+        covers=covers,
+        claims=claims,
+        contributes_to=contributes_to,
         name=getattr(rule, "name", None),
         description=(rule.description or "").strip(),
         falsepositives=tuple(str(f) for f in rule.falsepositives or ()),
