@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 import duckdb
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from svchunt.outputs.sanitize import terminal_text
 
 
 def _text(value: object) -> str:
-    return "" if value is None else escape(str(value))
+    return "" if value is None else terminal_text(str(value))
 
 
 @click.command()

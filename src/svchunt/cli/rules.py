@@ -7,6 +7,8 @@ from collections import Counter
 
 import click
 
+from svchunt.outputs.sanitize import terminal_text
+
 
 @click.group()
 def rules() -> None:
@@ -21,7 +23,6 @@ def rules() -> None:
 def check(paths: tuple[str, ...], allowlists: tuple[str, ...], as_json: bool, strict: bool) -> None:
     """Compile rules and list every refused rule with its reason."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from svchunt.correlate import load_correlations
@@ -59,9 +60,9 @@ def check(paths: tuple[str, ...], allowlists: tuple[str, ...], as_json: bool, st
             table.add_column("title")
             table.add_column("reason")
             for r in refused:
-                table.add_row(escape(r.path), escape(r.title or ""), escape(r.reason))
+                table.add_row(terminal_text(r.path), terminal_text(r.title or ""), terminal_text(r.reason))
             console.print(table)
             if len(reasons) > 1:
-                console.print("by reason: " + "; ".join(f"{escape(k)} ({v})" for k, v in reasons.most_common()))
+                console.print("by reason: " + "; ".join(f"{terminal_text(k)} ({v})" for k, v in reasons.most_common()))
     if strict and refused:
         sys.exit(1)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from svchunt.model import HuntResult
 from svchunt.outputs import summary
+from svchunt.outputs.sanitize import terminal_text
 
 LEVEL_STYLE = {
     "critical": "bold white on red",
@@ -26,7 +26,7 @@ REFUSED_PER_REASON = 5
 
 
 def _level(level: str) -> str:
-    return f"[{LEVEL_STYLE.get(level, '')}]{escape(level)}[/]" if level in LEVEL_STYLE else escape(level)
+    return f"[{LEVEL_STYLE.get(level, '')}]{terminal_text(level)}[/]" if level in LEVEL_STYLE else terminal_text(level)
 
 
 def _more(table: Table, shown: int, total: int, columns: int) -> None:
@@ -53,7 +53,7 @@ def render_summary(result: HuntResult, console: Console, max_rows: int = 50) -> 
         table.add_column("alerts", justify="right")
         table.add_column("rule id", style="dim")
         for rule_id, title, level, count in rules[:max_rows]:
-            table.add_row(escape(title), _level(level), str(count), escape(rule_id))
+            table.add_row(terminal_text(title), _level(level), str(count), terminal_text(rule_id))
         _more(table, min(len(rules), max_rows), len(rules), 4)
         console.print(table)
 
@@ -63,7 +63,7 @@ def render_summary(result: HuntResult, console: Console, max_rows: int = 50) -> 
         table.add_column("alerts", justify="right")
         table.add_column("highest level")
         for host, count, top in hosts[:max_rows]:
-            table.add_row(escape(host), str(count), _level(top))
+            table.add_row(terminal_text(host), str(count), _level(top))
         _more(table, min(len(hosts), max_rows), len(hosts), 3)
         console.print(table)
     else:
@@ -92,8 +92,8 @@ def render_summary(result: HuntResult, console: Console, max_rows: int = 50) -> 
         table.add_column("count", justify="right")
         table.add_column("examples")
         for g in groups[:max_rows]:
-            examples = "\n".join(f"{escape(src)} ({escape(pos)})" for src, pos in g.examples)
-            table.add_row(escape(g.reason), str(g.count), examples)
+            examples = "\n".join(f"{terminal_text(src)} ({terminal_text(pos)})" for src, pos in g.examples)
+            table.add_row(terminal_text(g.reason), str(g.count), examples)
         _more(table, min(len(groups), max_rows), len(groups), 3)
         console.print(table)
 
@@ -111,12 +111,12 @@ def render_summary(result: HuntResult, console: Console, max_rows: int = 50) -> 
             shown_reasons += 1
             listed = items[:REFUSED_PER_REASON] if many else items
             for i, r in enumerate(listed):
-                label = f"{escape(reason)} [dim]({len(items)})[/]" if i == 0 else ""
-                table.add_row(label, escape(r.path), escape(r.title or r.rule_id or ""))
+                label = f"{terminal_text(reason)} [dim]({len(items)})[/]" if i == 0 else ""
+                table.add_row(label, terminal_text(r.path), terminal_text(r.title or r.rule_id or ""))
             if len(items) > len(listed):
                 table.add_row("", f"[dim]… {len(items) - len(listed)} more with this reason[/]", "")
         _more(table, shown_reasons, len(grouped), 3)
         console.print(table)
 
     for note in result.notes:
-        console.print(f"[dim]note:[/] {escape(note)}")
+        console.print(f"[dim]note:[/] {terminal_text(note)}")
