@@ -25,6 +25,45 @@ BRIEF_IDS: tuple[str, ...] = (
     "M1018", "M1028", "M1040", "M1045", "M1047",
 )  # fmt: skip
 
+# What each item means, in words a user reads (coverage rows, incident titles, reports).
+ITEM_TITLES: dict[str, str] = {
+    "PT-CR-257": "Windows service installed outside system folders",
+    "PT-CR-217": "PsExec or a PsExec-like tool launched",
+    "PT-CR-778": "Service created in the registry without the service manager",
+    "PT-CR-271": "Service created or modified from the command line or PowerShell",
+    "PT-CR-1363": "Masky certificate theft via a service",
+    "PT-CR-1981": "Remote connection to the service manager (svcctl)",
+    "PT-CR-226": "Impacket psexec",
+    "PT-CR-1752": "Service binary on a network path",
+    "PT-CR-589": "Sysinternals PsExec remote execution",
+    "PT-CR-785": "Existing service modified and started remotely",
+    "PT-CR-1356": "Sliver psexec",
+    "PT-CR-752": "Cobalt Strike jump psexec",
+    "PT-CR-523": "Impacket smbexec",
+    "PT-CR-1355": "Sliver getsystem (injection into spoolsv)",
+    "PT-CR-2632": "Cobalt Strike service with a network path",
+    "PT-CR-1838": "NimExec service hijack",
+    "DS0009.services-cmd": "Shell or unusual program started by services.exe",
+    "DS0009.new-service": "Service new on this host",
+    "DS0009.api": "Service or driver created through the API directly",
+    "DS0029.scm-network": "Network connection to the service manager then a new process",
+    "DS0019.creation": "Service created",
+    "DS0019.modification": "Service configuration changed",
+    "DS0024.registry": "Service registry key written",
+    "DS0017.commands": "Service command (sc.exe, PowerShell, WMI)",
+    "DS0022.file-then-service": "File copied, then run as a service",
+    "DS0027.driver-load": "Unsigned, revoked or vulnerable driver loaded",
+    "SEED.sdset-hidden": "Service hidden by its security descriptor",
+    "SEED.masquerade": "Service or binary masquerading as Windows",
+    "SEED.recovery-command": "Service recovery (failure) command set",
+    "SEED.pnputil": "Driver installed with PnPUtil",
+    "M1018": "Weak service permissions",
+    "M1028": "Driver signature enforcement weakened",
+    "M1040": "Exploit protection (ASR, vulnerable driver blocklist) off",
+    "M1045": "Unsigned driver allowed",
+    "M1047": "Audit policy and Sysmon configuration",
+}
+
 # Audit checks named in issue 4 and the brief items they implement. Used unless svchunt.audit publishes its
 # own `AUDIT_CHECK_COVERS` (same shape), which then wins.
 DEFAULT_AUDIT_CHECK_COVERS: dict[str, tuple[str, ...]] = {
