@@ -10,6 +10,7 @@ from typing import Any
 from svchunt.correlate.occurrence import Hit, Occ
 from svchunt.correlate.rule import CorrelationRule
 from svchunt.model import Event
+from svchunt.values import parse_number
 
 
 def _order_key(occ: Occ) -> tuple:
@@ -165,16 +166,9 @@ class Node:
 
 
 def _number(value: Any) -> Fraction | None:
-    if isinstance(value, bool):
+    # One number parser for every stage (`values.parse_number`); summed exactly, so the order of events
+    # cannot change a value_sum/avg decision by float rounding.
+    number = parse_number(value)
+    if number is None:
         return None
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        return Fraction(str(value))
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return Fraction(int(text, 0)) if text.lower().startswith(("0x", "0o", "0b")) else Fraction(text)
-        except (ValueError, ZeroDivisionError):
-            return None
-    return None
+    return Fraction(number) if type(number) is int else Fraction(repr(number))

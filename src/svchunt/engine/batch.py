@@ -9,22 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from svchunt.model import Event
+from svchunt.values import fold, keyword_values, lookup
 
-
-def fold(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.lower()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return tuple(fold(v) for v in value)
-    return str(value).lower()
+__all__ = ["ColumnBatch", "fold"]
 
 
 class ColumnBatch:
-    __slots__ = ("events", "rows", "_raw", "_folded", "_lists", "_names", "_fulltext")
+    __slots__ = ("events", "rows", "_raw", "_folded", "_lists", "_names", "_fulltext", "_fulltext_folded")
 
     def __init__(self, events: list[Event]):
         self.events = events
@@ -34,6 +25,7 @@ class ColumnBatch:
         self._lists: dict[str, bool] = {}
         self._names: dict[str, list[str]] | None = None
         self._fulltext: list[str] | None = None
+        self._fulltext_folded: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.events)
@@ -61,7 +53,7 @@ class ColumnBatch:
                 key = variants[0]
                 col = [e.fields.get(key) for e in self.events]
             else:
-                col = [_first_present(e.fields, variants) for e in self.events]
+                col = [lookup(e.fields, variants) for e in self.events]
             self._raw[name] = col
         return col
 
@@ -75,26 +67,19 @@ class ColumnBatch:
         return col
 
     def fulltext(self) -> list[str]:
-        """Every field value of each event as text, joined by NUL: what keyword rules search.
-
-        NUL never occurs in a keyword, so a match cannot straddle two values.
-        """
+        """Every value of each event as text (`values.keyword_values`), joined by NUL: what keyword rules
+        search. A keyword without NUL cannot match across two values, so a search of this text is a
+        search of each value."""
         if self._fulltext is None:
-            self._fulltext = [
-                "\0".join([v if type(v) is str else str(v) for v in e.fields.values() if v is not None])
-                for e in self.events
-            ]
+            self._fulltext = ["\0".join(keyword_values(e.fields)) for e in self.events]
         return self._fulltext
+
+    def fulltext_folded(self) -> list[str]:
+        """`fulltext` case-folded value by value (as `fold`, the same folding the SQL table is built with)."""
+        if self._fulltext_folded is None:
+            self._fulltext_folded = ["\0".join(v.lower() for v in keyword_values(e.fields)) for e in self.events]
+        return self._fulltext_folded
 
     def has_lists(self, name: str) -> bool:
         self.folded(name)
         return self._lists[name]
-
-
-def _first_present(fields: dict[str, Any], keys: list[str]) -> Any:
-    for k in keys:
-        v = fields.get(k)
-        if v is not None and v != "":
-            return v
-    return None
-

@@ -14,8 +14,9 @@ from typing import Any
 import ahocorasick
 import re2
 
-from svchunt.engine.batch import ColumnBatch, fold
+from svchunt.engine.batch import ColumnBatch
 from svchunt.rules import ir
+from svchunt.values import elements, fold, keyword_values, numbers, present
 
 Select = Callable[[ColumnBatch, list[int]], list[int]]
 Pred = Callable[[Any], bool]
@@ -201,14 +202,17 @@ def _raw_leaf(field: str, pred: Pred) -> Select:
             return [r for r in rows if pred(col[r])]
         # Regexes, numbers and CIDRs are the costly predicates; field values repeat, so decide
         # each distinct value once per batch.
+        # Keyed with the type beside non-text values: True, 1 and 1.0 are equal dict keys but have
+        # different texts ("true", "1", "1.0").
         memo: dict[Any, bool] = {}
         out = []
         for r in rows:
             v = col[r]
+            key = v if type(v) is str else (type(v), v)
             try:
-                hit = memo[v]
+                hit = memo[key]
             except KeyError:
-                hit = memo[v] = pred(v)
+                hit = memo[key] = pred(v)
             except TypeError:  # a list value: not hashable, decide it directly
                 hit = pred(v)
             if hit:
@@ -219,68 +223,40 @@ def _raw_leaf(field: str, pred: Pred) -> Select:
 
 
 def _value_pred(node: ir.Node) -> Pred:
-    """Predicates over raw values (None included): cased strings, numbers, regex, CIDR, exists, null."""
+    """Predicates over raw values (None included): cased strings, numbers, regex, CIDR, exists, null.
+
+    Non-text values are matched through `values.to_text`, a list element by element (as the SQL back end).
+    """
     if isinstance(node, ir.Str):  # cased
         p = string_pred(node.kind, node.values)
-        return lambda v: v is not None and _any_text(v, p)
+        return lambda v: p(v) if type(v) is str else any(p(t) for t in elements(v))
     if isinstance(node, ir.Num):
         return _num_pred(node)
     if isinstance(node, ir.Regex | ir.Glob):
         test = re2_test(node.pattern)
-        return lambda v: v is not None and (test(v) if type(v) is str else _any_text(v, test))
+        return lambda v: test(v) if type(v) is str else any(test(t) for t in elements(v))
     if isinstance(node, ir.Cidr):
         nets = [ipaddress.ip_network(n, strict=False) for n in node.networks]
-        return lambda v: v is not None and _any_text(v, lambda s: _in_networks(s, nets))
+        return lambda v: any(_in_networks(t, nets) for t in elements(v))
     if isinstance(node, ir.Exists):
-        return lambda v: v is not None and v != "" and v != [] and v != ()
+        return present
     if isinstance(node, ir.IsNull):
-        return lambda v: v is None or v == ""
+        return lambda v: not present(v)
     raise ValueError(f"no value predicate for {type(node).__name__}")
 
 
-def _any_text(value: Any, pred: Pred) -> bool:
-    if isinstance(value, list | tuple):
-        return any(pred(x if isinstance(x, str) else str(x)) for x in value)
-    return pred(value if isinstance(value, str) else str(value))
-
-
-def to_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text, 16) if text[:2].lower() == "0x" else float(text)
-        except ValueError:
-            return None
-    return None
-
-
 def _num_pred(node: ir.Num) -> Pred:
+    # Compared as doubles (`values.numbers`): the SQL back end compares DOUBLE columns, so both agree
+    # even on integers wider than 53 bits.
     target = node.value
-    op = node.op
-
-    def pred(v: Any) -> bool:
-        if v is None:
-            return False
-        if isinstance(v, list | tuple):
-            return any(pred(x) for x in v)
-        n = v if type(v) is int else to_number(v)
-        if n is None:
-            return False
-        if op == "eq":
-            return n == target
-        if op == "gt":
-            return n > target
-        if op == "gte":
-            return n >= target
-        if op == "lt":
-            return n < target
-        return n <= target
-
-    return pred
+    compare = {
+        "eq": lambda n: n == target,
+        "gt": lambda n: n > target,
+        "gte": lambda n: n >= target,
+        "lt": lambda n: n < target,
+        "lte": lambda n: n <= target,
+    }[node.op]
+    return lambda v: v is not None and any(compare(n) for n in numbers(v))
 
 
 def _in_networks(text: str, nets: list) -> bool:
@@ -292,14 +268,16 @@ def _in_networks(text: str, nets: list) -> bool:
 
 
 def _keyword(node: ir.Keyword) -> Select:
-    if node.kind != "contains":
+    # A keyword matches when one value of the event does (`values.keyword_values`). For `contains`, one
+    # linear-time RE2 alternation over the NUL-joined text is the same test, as long as no literal holds
+    # a NUL that could bridge two values.
+    if node.kind != "contains" or any("\0" in v for v in node.values):
         return _keyword_per_value(node)
-    # One linear-time RE2 alternation over the event's text: no per-value case folding needed.
-    flags = "" if node.cased else "(?i)"
-    test = re2_test(flags + "(?:" + "|".join(re2.escape(v) for v in node.values) + ")")
+    test = re2_test("(?:" + "|".join(re2.escape(v) for v in node.values) + ")")
+    cased = node.cased
 
     def select_keyword(batch: ColumnBatch, rows: list[int]) -> list[int]:
-        text = batch.fulltext()
+        text = batch.fulltext() if cased else batch.fulltext_folded()
         return [r for r in rows if test(text[r])]
 
     return select_keyword
@@ -309,35 +287,45 @@ def _keyword_per_value(node: ir.Keyword) -> Select:
     pred = string_pred(node.kind, node.values)
     cased = node.cased
 
-    def matches(value: Any) -> bool:
-        if value is None:
-            return False
-        if isinstance(value, list | tuple):
-            return any(matches(x) for x in value)
-        text = value if isinstance(value, str) else str(value)
-        return pred(text if cased else text.lower())
+    def matches(fields: dict[str, Any]) -> bool:
+        texts = keyword_values(fields)
+        return any(pred(t) for t in texts) if cased else any(pred(t.lower()) for t in texts)
 
     def select_keyword(batch: ColumnBatch, rows: list[int]) -> list[int]:
         events = batch.events
-        return [r for r in rows if any(matches(v) for v in events[r].fields.values())]
+        return [r for r in rows if matches(events[r].fields)]
 
     return select_keyword
 
 
 def _fieldref(node: ir.FieldRef) -> Select:
+    """Two fields compared as text (folded unless cased); a list side matches when one element does."""
+    kind = node.kind
+
+    def texts(value: Any) -> tuple[str, ...]:
+        if node.cased:
+            return tuple(elements(value))
+        folded = fold(value)
+        return () if folded is None else folded if type(folded) is tuple else (folded,)
+
+    def pair(x: str, y: str) -> bool:
+        if kind == "eq":
+            return x == y
+        if kind == "startswith":
+            return x.startswith(y)
+        if kind == "endswith":
+            return x.endswith(y)
+        return y in x
+
     def select_ref(batch: ColumnBatch, rows: list[int]) -> list[int]:
-        a = batch.raw(node.field) if node.cased else batch.folded(node.field)
-        b = batch.raw(node.other) if node.cased else batch.folded(node.other)
+        a = batch.raw(node.field)
+        b = batch.raw(node.other)
         out = []
         for r in rows:
             x, y = a[r], b[r]
             if x is None or y is None:
                 continue
-            x, y = (x, y) if node.cased else (fold(x), fold(y))
-            x, y = str(x), str(y)
-            if (node.kind == "eq" and x == y) or (node.kind == "startswith" and x.startswith(y)) or (
-                node.kind == "endswith" and x.endswith(y)
-            ) or (node.kind == "contains" and y in x):
+            if any(pair(s, t) for s in texts(x) for t in texts(y)):
                 out.append(r)
         return out
 
