@@ -194,7 +194,7 @@ def watch(**kw) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log(f"{len(ruleset.rules)} rules, {len(watcher._corr_rules)} correlations; state {watch_options.state_path}")
+    log(f"{len(ruleset.rules)} rules, {len(watcher.detector.correlation_rules)} correlations; state {watch_options.state_path}")
     try:
         stats = _run(watcher, http, syslog_in, log)
     except OSError as exc:

@@ -7,13 +7,15 @@ the same input.
 - `match` / `match_indexed`: per-event matching (stateless; the matcher is safe to fork or ship to workers).
 - `alerts(signals)`: a finite input's whole answer — single-event alerts (less the rules that a
   correlation with `generate: false` silences), correlation alerts, baseline alerts, level filter, sorted.
-- `stream(...)`: a `DetectorStream` for unbounded input (watch): same rules, incremental correlation.
+- `stream(lateness, saved)`: a `DetectorStream` for unbounded input (watch): the same matching, suppression
+  and level filter, with correlations decided as the watermark passes; its state survives restarts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from svchunt.engine.matcher import Matcher
 from svchunt.model import LEVEL_RANK, Alert, Event, Refusal, Signal, alert_from_signal
@@ -35,6 +37,7 @@ class Detector:
         docs = ruleset.correlation_docs
         corr_rules, corr_refused = load_correlations(docs, ruleset.infos) if docs else ([], [])
         self.correlation_rules = list(corr_rules)
+        self.correlation_refused: list[Refusal] = list(corr_refused)
         self.refused: list[Refusal] = list(ruleset.refused) + list(corr_refused)
         self.min_level = min_level
         self.floor = LEVEL_RANK[min_level] if min_level else None
@@ -65,6 +68,9 @@ class Detector:
     def detections(self, signals: Iterable[Signal]) -> list[Alert]:
         return [alert_from_signal(s) for s in signals if not self.suppressed(s)]
 
+    def kept(self, alerts: Iterable[Alert]) -> list[Alert]:
+        return [a for a in alerts if self.keep(a)] if self.floor is not None else list(alerts)
+
     def alerts(self, signals: list[Signal]) -> Outcome:
         """The complete answer for a finite input: detections, correlations, baseline; filtered and sorted."""
         correlator = self._correlator()
@@ -78,7 +84,7 @@ class Detector:
                 outcome = baseline.process(signals)
             alerts.extend(outcome.alerts)
             notes.extend(outcome.notes)
-        alerts = [a for a in alerts if self.keep(a)]
+        alerts = self.kept(alerts)
         alerts.sort(key=Alert.sort_key)
         return Outcome(alerts, notes)
 
@@ -98,3 +104,77 @@ class Detector:
         if saved is not None:
             return Correlator.from_state(self.correlation_rules, saved, lateness_seconds)
         return Correlator(self.correlation_rules, lateness_seconds)
+
+    def stream(self, lateness_seconds: float = 0.0, saved: bytes | None = None) -> DetectorStream:
+        """Streaming detection; `saved` is a previous `DetectorStream.to_state()` (ValueError if unusable)."""
+        return DetectorStream(self, self.correlator(lateness_seconds, saved))
+
+
+_NEVER = -(2**61)  # below any real horizon: the correlator starts at -(2**62)
+
+
+@dataclass
+class Step:
+    """What one fed batch gave: alerts (suppressed and level-filtered), and the events that came later
+    than the allowed lateness: matched on their own, too late for correlation windows already decided."""
+
+    alerts: list[Alert]
+    late: list[Event] = field(default_factory=list)
+
+
+class DetectorStream:
+    """A `Detector` over unbounded input: feed batches, move the watermark, flush at the end, save the state."""
+
+    def __init__(self, detector: Detector, correlator: Any) -> None:
+        self.detector = detector
+        self.correlator = correlator
+
+    @property
+    def horizon(self) -> int:
+        """Event time (µs) before which correlation windows are decided; events older than it are late."""
+        return self.correlator.horizon
+
+    def feed(self, events: list[Event], watermark_us: int | None = None, advance: bool = True) -> Step:
+        """Match `events`, feed their signals to the correlations, then move the watermark: to `watermark_us`
+        when given (never back), else to the newest event time less the lateness (unless `advance` is off)."""
+        late = self.late(events)
+        signals = self.detector.match(events) if events else []
+        alerts = self.detector.detections(signals)
+        alerts.extend(self.correlator.feed(signals, advance=advance, watermark_us=watermark_us))
+        return Step(self.detector.kept(alerts), late)
+
+    def advance(self, watermark_us: int) -> list[Alert]:
+        """Move the watermark with no new events (idle inputs), deciding the windows it passes."""
+        return self.detector.kept(self.correlator.feed([], watermark_us=watermark_us))
+
+    def flush(self) -> list[Alert]:
+        """End of input: decide every pending window."""
+        return self.detector.kept(self.correlator.flush())
+
+    def to_state(self) -> bytes:
+        return self.correlator.to_state()
+
+    def notes(self) -> list[str]:
+        return list(self.correlator.notes())
+
+    def late(self, events: list[Event]) -> list[Event]:
+        horizon = self.correlator.horizon
+        if horizon <= _NEVER or not events:
+            return []
+        from svchunt.correlate.timeparse import from_micros, to_micros
+
+        try:
+            mark = from_micros(horizon)
+        except (ValueError, OverflowError, OSError):  # the watermark is past any date (after a flush)
+            return [e for e in events if e.timestamp]
+        out = []
+        for event in events:
+            ts = event.timestamp
+            # fixed-width ISO text sorts as time; the exact test only for the few that look older
+            if ts and ts < mark:
+                try:
+                    if to_micros(ts) < horizon:
+                        out.append(event)
+                except ValueError:
+                    pass  # an unreadable timestamp is not late; the correlator counts it apart
+        return out

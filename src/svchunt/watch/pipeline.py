@@ -12,6 +12,11 @@ Order matters for the guarantees:
 The correlator's watermark is kept per input stream (see `watermark.py`): the minimum over the active ones,
 and, once nothing new arrived anywhere for `idle_timeout` seconds, the newest event time seen, so windows
 waiting for more traffic close without it.
+
+Detection itself (matching, correlations, suppression, level filter) is the `Detector`'s, as in `hunt`:
+this module only feeds it batches and moves its watermark. An event older than the watermark (later than the
+allowed lateness) still gets its single-event detections; it is counted, logged and written to the problems
+file, because the correlation windows it belonged to were already decided.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from typing import Any, Protocol
 import orjson
 
 from svchunt.correlate.timeparse import from_micros, to_micros
-from svchunt.engine.matcher import Matcher
-from svchunt.model import LEVEL_RANK, Alert, Event, Problem, Signal, alert_from_signal
+from svchunt.engine.detector import Detector, DetectorStream, Step
+from svchunt.model import Alert, Event, Problem
 from svchunt.rules.loader import RuleSet
 from svchunt.watch.batcher import Batch, next_batch
 from svchunt.watch.chunk import Chunk
@@ -94,34 +99,34 @@ class Watcher:
         self.stats = stats or Stats()
         self.stats.on_notice = log
         self.queue: queue.Queue = queue.Queue(maxsize=options.queue_chunks)
-        self.matcher = Matcher(ruleset.rules)
+        self.detector = Detector(ruleset, min_level=options.min_level)
+        self.refused = self.detector.correlation_refused
         self.parser = RecordParser()
         self._stop = threading.Event()
         self._logged: Counter[str] = Counter()
         self._problems_fh: Any = None
         self.state = StateStore(options.state_path)
-        self._corr_rules, self.refused = _correlations(ruleset)
-        self.correlator = self._restore_correlator()
-        self.suppressed = self.correlator.suppressed_rule_ids()
+        self.stream = self._restore_stream()
         self.seen: set[str] = self.state.emitted_ids()
         self.marks = Watermarks(options.lateness, options.idle_timeout)
         self.pruned = 0  # emitted ids forgotten after the dedupe retention
-        self.floor = LEVEL_RANK[options.min_level] if options.min_level else None
         self._pending_values: dict[str, Any] = {}
         self._pending_ids: list[tuple[str, int | None]] = []
         self._pending_acks: list[Chunk] = []
         self._last_commit = time.monotonic()
 
-    def _restore_correlator(self):
-        from svchunt.correlate import Correlator
-
+    def _restore_stream(self) -> DetectorStream:
         saved = self.state.get_bytes("correlator")
         if saved is not None:
             try:
-                return Correlator.from_state(self._corr_rules, saved, self.options.lateness)
-            except (ValueError, KeyError) as exc:
+                return self.detector.stream(self.options.lateness, saved)
+            except (ValueError, KeyError, TypeError) as exc:
                 self.log(f"correlator state not usable ({exc}): starting with empty windows")
-        return Correlator(self._corr_rules, self.options.lateness)
+        return self.detector.stream(self.options.lateness)
+
+    @property
+    def correlator(self):
+        return self.stream.correlator
 
     def stop(self) -> None:
         """Ask the loop to finish: inputs stop, what they already handed on is processed and committed."""
@@ -189,7 +194,7 @@ class Watcher:
         The correlator state is left as committed before the flush, so a later run on more input goes on
         from there; the flushed alerts are in the emitted ids, so they are not repeated.
         """
-        alerts = self._new(self.correlator.flush())
+        alerts = self._new(self.stream.flush())
         self._emit(alerts)
         self.state.commit(self._sink_values(), {}, [(a.alert_id, _newest_us(a)) for a in alerts])
         self.stats.batch_done(0, len(alerts), None, 0.0)
@@ -218,10 +223,13 @@ class Watcher:
             self.marks.processed(chunk, _micros(newest))
         for problem in problems:
             self._problem(problem)
-        signals: list[Signal] = self.matcher.match(events) if events else []
-        alerts = [alert_from_signal(s) for s in signals if s.rule.rule_id not in self.suppressed]
-        alerts.extend(self._feed(signals))
-        alerts = self._new(alerts)
+        mark = _time_text(self.stream.horizon)  # what "late" is measured against in this batch
+        step = self._feed(events)
+        for event in step.late:
+            self._late(event, mark)
+        if self._problems_fh and (problems or step.late):
+            self._problems_fh.flush()  # readable while the run goes on, not only at exit
+        alerts = self._new(step.alerts)
         self._emit(alerts)
         for chunk in batch.chunks:
             if chunk.position is not None:
@@ -234,25 +242,27 @@ class Watcher:
         if time.monotonic() - self._last_commit >= self.options.checkpoint_interval:
             self.commit()
 
-    def _feed(self, signals: list[Signal]) -> list[Alert]:
+    def _feed(self, events: list[Event]) -> Step:
         if self.marks.lateness_us is None:  # infinite lateness: the correlator's own (never moving) watermark
-            alerts = self.correlator.feed(signals)
+            step = self.stream.feed(events)
         else:
             mark = self.marks.watermark()
-            if mark is None:
-                alerts = self.correlator.feed(signals, advance=False)
-            else:
-                alerts = self.correlator.feed(signals, watermark_us=mark)
-        if self.correlator.horizon > -(2**61):
-            self.stats.watermark = from_micros(self.correlator.horizon)
-        return alerts
+            step = self.stream.feed(events, advance=False) if mark is None else self.stream.feed(events, mark)
+        self._show_watermark()
+        return step
+
+    def _show_watermark(self) -> None:
+        text = _time_text(self.stream.horizon)
+        if text is not None:
+            self.stats.watermark = text
 
     def _idle(self) -> None:
         """Nothing arrived for a moment: move the watermark if idle inputs allow it, deciding waiting windows."""
         mark = self.marks.watermark()
-        if mark is None or mark <= self.correlator.horizon:
+        if mark is None or mark <= self.stream.horizon:
             return
-        alerts = self._new(self._feed([]))
+        alerts = self._new(self.stream.advance(mark))
+        self._show_watermark()
         self._emit(alerts)
         self._pending_ids.extend((a.alert_id, _newest_us(a)) for a in alerts)
         if alerts:  # out at once; a watermark move alone waits for the next checkpoint
@@ -262,10 +272,10 @@ class Watcher:
     def commit(self) -> None:
         """Positions, correlator state, sink sizes and emitted ids in one transaction; then the acks."""
         values = {**self._sink_values(), **self._pending_values}
-        horizon = self.correlator.horizon
+        horizon = self.stream.horizon
         retention_us = round(self.options.dedupe_retention * 1_000_000)
         prune = Prune(horizon - retention_us if horizon > -(2**61) else None, self.options.dedupe_retention)
-        pruned = self.state.commit(values, {"correlator": self.correlator.to_state()}, self._pending_ids, prune)
+        pruned = self.state.commit(values, {"correlator": self.stream.to_state()}, self._pending_ids, prune)
         if pruned:
             self.seen.difference_update(pruned)
             self.pruned += len(pruned)
@@ -283,8 +293,6 @@ class Watcher:
         out: list[Alert] = []
         seen = self.seen
         for alert in alerts:
-            if self.floor is not None and LEVEL_RANK.get(alert.rule.level, 0) < self.floor:
-                continue
             alert_id = alert.alert_id
             if alert_id in seen:
                 self.stats.duplicates_suppressed += 1
@@ -316,10 +324,34 @@ class Watcher:
             self.log(f"skipped {problem.source} {problem.position}: {problem.reason[:300]}")
         elif self._logged[kind] == LOG_PER_REASON + 1:
             self.log(f"more records skipped for '{kind}': counted in the stats, no longer logged one by one")
+        self._write_problem({"source": problem.source, "position": problem.position, "reason": problem.reason})
+
+    def _late(self, event: Event, mark: str | None) -> None:
+        """An event older than the watermark: detected on its own, but its correlation windows are decided."""
+        self.stats.count_late()
+        position = f"line {event.line}" if event.line is not None else f"record {event.record_id}"
+        reason = (f"late event: {event.timestamp} is older than the watermark {mark} "
+                  f"(allowed lateness {self.options.lateness:g} s); single-event detections only, not correlated")
+        self._logged["late"] += 1
+        if self._logged["late"] <= LOG_PER_REASON:
+            self.log(f"{event.source} {position}: {reason}")
+        elif self._logged["late"] == LOG_PER_REASON + 1:
+            self.log("more late events: counted in the stats (late_events), no longer logged one by one")
+        self._write_problem({"source": event.source, "position": position, "reason": reason, "kind": "late"})
+
+    def _write_problem(self, record: dict[str, Any]) -> None:
         if self._problems_fh:
-            self._problems_fh.write(orjson.dumps(
-                {"source": problem.source, "position": problem.position, "reason": problem.reason},
-                option=orjson.OPT_APPEND_NEWLINE))
+            self._problems_fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def _time_text(micros: int) -> str | None:
+    """A correlator horizon as ISO text; None before any event and after the end of input."""
+    if not -(2**61) < micros < 2**61:
+        return None
+    try:
+        return from_micros(micros)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _micros(timestamp: str | None) -> int | None:
@@ -334,14 +366,3 @@ def _micros(timestamp: str | None) -> int | None:
 def _newest_us(alert: Alert) -> int | None:
     """Event time of the alert's newest evidence: what the dedupe retention is measured from."""
     return _micros(max((e.timestamp for e in alert.evidence if e.timestamp), default=None))
-
-
-def _correlations(ruleset: RuleSet) -> tuple[list, list]:
-    from svchunt.correlate import load_correlations
-
-    docs = ruleset.correlation_docs
-    if not docs:
-        return [], []
-    rules, refused = load_correlations(docs, ruleset.infos)
-    return list(rules), list(refused)
-

@@ -16,6 +16,7 @@ class Stats:
         self.events = 0
         self.alerts = 0
         self.duplicates_suppressed = 0
+        self.late_events = 0  # older than the watermark when they arrived: detected alone, not correlated
         self.batches = 0
         self.skipped: Counter[str] = Counter()  # reason kind -> records
         self.refused: Counter[str] = Counter()  # HTTP 401/413..., connections dropped
@@ -33,6 +34,10 @@ class Stats:
     def count_skipped(self, kind: str, n: int = 1) -> None:
         with self._lock:
             self.skipped[kind] += n
+
+    def count_late(self, n: int = 1) -> None:
+        with self._lock:
+            self.late_events += n
 
     def count_refused(self, kind: str) -> None:
         with self._lock:
@@ -79,6 +84,7 @@ class Stats:
                 "batches": self.batches,
                 "skipped": sum(self.skipped.values()),
                 "skipped_by_reason": dict(self.skipped),
+                "late_events": self.late_events,
                 "refused": dict(self.refused),
                 "notices": list(self.notices)[-5:],
                 "newest_event": self.newest_event_ts,
