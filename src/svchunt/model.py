@@ -89,18 +89,10 @@ class Evidence:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "source": self.source,
-            "record_id": self.record_id,
-            "event_id": self.event_id,
-            "channel": self.channel,
-            "timestamp": self.timestamp,
-        }
-        if self.line is not None:
-            out["line"] = self.line
-        if self.header_record_id is not None:
-            out["header_record_id"] = self.header_record_id
-        return out
+        """The evidence part of the alert document (`svchunt.outputs.document.EVIDENCE_FIELDS`)."""
+        from svchunt.outputs.document import evidence_document
+
+        return evidence_document(self)
 
 
 @dataclass(slots=True, frozen=True)
@@ -197,23 +189,10 @@ class Alert:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "alert_id": self.alert_id,
-            "kind": self.kind,
-            "rule_id": self.rule.rule_id,
-            "title": self.rule.title,
-            "level": self.rule.level,
-            "tags": list(self.rule.tags),
-            "techniques": self.rule.techniques,
-            "claims": list(self.rule.claims),
-            "covers": list(self.rule.claims),  # compatibility: an alert's covers are its claims
-            "timestamp": self.timestamp,
-            "computer": self.computer,
-            "group": self.group,
-            "evidence": [e.to_dict() for e in self.evidence],
-            "fields": self.fields,
-            **({"extra": self.extra} if self.extra else {}),
-        }
+        """The alert document every output writes: defined once, in `svchunt.outputs.document`."""
+        from svchunt.outputs.document import to_document
+
+        return to_document(self)
 
 
 def alert_from_signal(signal: Signal) -> Alert:

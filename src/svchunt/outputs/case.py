@@ -15,10 +15,14 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from svchunt.model import Alert, Evidence, HuntResult, Problem, Refusal, RuleInfo, RunStats
+from svchunt.model import Alert, HuntResult, Problem, Refusal, RunStats
+from svchunt.outputs import document
+from svchunt.values import to_text
 
-SCHEMA_VERSION = 1
+# The case file's own version: 1 had alert columns of its own, 2 takes them from the alert document.
+SCHEMA_VERSION = 2
 
+# The alerts and evidence tables are generated from the alert document (`document.case_ddl`).
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
@@ -27,101 +31,60 @@ CREATE TABLE IF NOT EXISTS runs (
     rules_loaded BIGINT, correlations_loaded BIGINT, alerts_total BIGINT, alerts_new BIGINT,
     seconds DOUBLE, notes VARCHAR[], meta JSON
 );
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id VARCHAR PRIMARY KEY, run_id VARCHAR, kind VARCHAR, rule_id VARCHAR, title VARCHAR,
-    level VARCHAR, tags VARCHAR[], techniques VARCHAR[], covers VARCHAR[], timestamp VARCHAR,
-    computer VARCHAR, fields JSON, "group" JSON, extra JSON, rule JSON
-);
-CREATE TABLE IF NOT EXISTS evidence (
-    alert_id VARCHAR, ordinal INTEGER, source VARCHAR, record_id BIGINT, event_id BIGINT,
-    channel VARCHAR, timestamp VARCHAR, line BIGINT, header_record_id BIGINT,
-    PRIMARY KEY (alert_id, ordinal)
-);
+""" + document.case_ddl() + """
 CREATE TABLE IF NOT EXISTS problems (run_id VARCHAR, source VARCHAR, position VARCHAR, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS refused (run_id VARCHAR, path VARCHAR, rule_id VARCHAR, title VARCHAR, reason VARCHAR);
 """
 
 _JSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_ARROW = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "VARCHAR": pa.string(), "VARCHAR[]": pa.list_(pa.string()),
+          "JSON": pa.string()}
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, option=_JSON_OPTS, default=str).decode()
-
-
-def _rule_json(rule: RuleInfo) -> str:
-    return _json(
-        {
-            "name": rule.name,
-            "description": rule.description,
-            "falsepositives": list(rule.falsepositives),
-            "path": rule.path,
-        }
-    )
+    return orjson.dumps(value, option=_JSON_OPTS, default=to_text).decode()
 
 
 def _alert_tables(alerts: list[Alert], run_id: str) -> tuple[pa.Table, pa.Table]:
     unique: dict[str, Alert] = {}
     for alert in alerts:
         unique.setdefault(alert.alert_id, alert)
-    a_cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "alert_id run_id kind rule_id title level tags techniques covers timestamp computer "
-            "fields group extra rule"
-        ).split()
-    }
-    e_cols: dict[str, list[Any]] = {
-        k: []
-        for k in "alert_id ordinal source record_id event_id channel timestamp line header_record_id".split()
-    }
-    for alert_id, a in unique.items():
-        for key, value in (
-            ("alert_id", alert_id),
-            ("run_id", run_id),
-            ("kind", a.kind),
-            ("rule_id", a.rule.rule_id),
-            ("title", a.rule.title),
-            ("level", a.rule.level),
-            ("tags", list(a.rule.tags)),
-            ("techniques", a.rule.techniques),
-            ("covers", list(a.rule.claims)),
-            ("timestamp", a.timestamp),
-            ("computer", a.computer),
-            ("fields", _json(a.fields)),
-            ("group", _json(a.group)),
-            ("extra", _json(a.extra)),
-            ("rule", _rule_json(a.rule)),
-        ):
-            a_cols[key].append(value)
-        for i, ev in enumerate(a.evidence):
-            for key, value in (
-                ("alert_id", alert_id),
-                ("ordinal", i),
-                ("source", ev.source),
-                ("record_id", ev.record_id),
-                ("event_id", ev.event_id),
-                ("channel", ev.channel),
-                ("timestamp", ev.timestamp),
-                ("line", ev.line),
-                ("header_record_id", ev.header_record_id),
-            ):
-                e_cols[key].append(value)
-    text, lst, i64 = pa.string(), pa.list_(pa.string()), pa.int64()
-    a_schema = pa.schema([(k, lst if k in ("tags", "techniques", "covers") else text) for k in a_cols])
-    e_schema = pa.schema(
-        [
-            (
-                k,
-                pa.int32()
-                if k == "ordinal"
-                else i64
-                if k in ("record_id", "event_id", "line", "header_record_id")
-                else text,
-            )
-            for k in e_cols
-        ]
-    )
+    a_columns, e_columns = document.case_columns(), document.evidence_columns()
+    a_cols: dict[str, list[Any]] = {name: [] for name, _ in a_columns}
+    e_cols: dict[str, list[Any]] = {name: [] for name, _ in e_columns}
+    types = dict(a_columns)
+    for alert_id, alert in unique.items():
+        doc = document.to_document(alert)
+        a_cols["run_id"].append(run_id)
+        for name, _ in a_columns[1:]:
+            value = doc[name]
+            a_cols[name].append(_json(value) if types[name] == "JSON" else value)
+        for i, ev in enumerate(doc["evidence"]):
+            e_cols["alert_id"].append(alert_id)
+            e_cols["ordinal"].append(i)
+            for name, _ in e_columns[2:]:
+                e_cols[name].append(ev[name])
+    a_schema = pa.schema([(name, _ARROW[t]) for name, t in a_columns])
+    e_schema = pa.schema([(name, _ARROW[t]) for name, t in e_columns])
     return pa.table(a_cols, schema=a_schema), pa.table(e_cols, schema=e_schema)
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """A case file of an older version gets the columns the alert document added since (existing rows keep
+    what they had; version 1 kept description, falsepositives and the rule's name and path in `rule`)."""
+    have = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'alerts'").fetchall()}
+    for name, kind in document.case_columns():
+        if name not in have:
+            con.execute(f"ALTER TABLE alerts ADD COLUMN {document.quote(name)} {kind}")
+    if "rule" in have and "description" not in have:
+        con.execute(
+            "UPDATE alerts SET description = json_extract_string(rule, '$.description'), "
+            "falsepositives = CAST(json_extract(rule, '$.falsepositives') AS VARCHAR[]), "
+            "rule_name = json_extract_string(rule, '$.name'), rule_path = json_extract_string(rule, '$.path'), "
+            "claims = covers, schema_version = 1"
+        )
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
 def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[str, Any]:
@@ -143,9 +106,7 @@ def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[
     try:
         con.execute("BEGIN TRANSACTION")
         con.execute(_DDL)
-        con.execute(
-            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
-        )
+        _upgrade(con)
         if con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
             raise ValueError(f"{path}: run {run_id} is already in this case file")
         con.register("new_alerts", alerts_tbl)
@@ -155,13 +116,12 @@ def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[
             "WHERE alert_id NOT IN (SELECT alert_id FROM alerts)"
         )
         alerts_new = con.execute("SELECT count(*) FROM fresh").fetchall()[0][0]
+        # BY NAME: a case file upgraded from an older version may hold extra columns of its own
         con.execute(
-            "INSERT INTO alerts SELECT alert_id, run_id, kind, rule_id, title, level, tags, techniques, covers, "
-            'timestamp, computer, fields::JSON, "group"::JSON, extra::JSON, rule::JSON FROM new_alerts '
-            "WHERE alert_id IN (SELECT alert_id FROM fresh)"
+            "INSERT INTO alerts BY NAME SELECT * FROM new_alerts WHERE alert_id IN (SELECT alert_id FROM fresh)"
         )
         con.execute(
-            "INSERT INTO evidence SELECT * FROM new_evidence WHERE alert_id IN (SELECT alert_id FROM fresh)"
+            "INSERT INTO evidence BY NAME SELECT * FROM new_evidence WHERE alert_id IN (SELECT alert_id FROM fresh)"
         )
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?::JSON, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON)",
@@ -215,56 +175,27 @@ def read_case(path: str) -> HuntResult:
     """All runs merged: alerts (each once), summed counts, every problem, refusals without repeats."""
     con = _connect_ro(path)
     try:
-        evidence: dict[str, list[Evidence]] = {}
+        ev_names = [name for name, _ in document.evidence_columns()[2:]]
+        evidence: dict[str, list[dict[str, Any]]] = {}
         for row in con.execute(
-            "SELECT alert_id, source, record_id, event_id, channel, timestamp, line, header_record_id "
-            "FROM evidence ORDER BY alert_id, ordinal"
+            f"SELECT alert_id, {', '.join(document.quote(n) for n in ev_names)} FROM evidence ORDER BY alert_id, ordinal"
         ).fetchall():
-            evidence.setdefault(row[0], []).append(Evidence(*row[1:]))
+            evidence.setdefault(row[0], []).append(dict(zip(ev_names, row[1:], strict=True)))
+        have = {row[0] for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'alerts'").fetchall()}
+        columns = [(name, kind) for name, kind in document.case_columns()[1:] if name in have]
+        legacy = "rule" in have and "description" not in have  # version 1, not upgraded yet (read-only here)
+        if legacy:
+            columns.append(("rule", "JSON"))
         alerts = []
-        for (
-            alert_id,
-            kind,
-            rule_id,
-            title,
-            level,
-            tags,
-            covers,
-            timestamp,
-            computer,
-            fields,
-            group,
-            extra,
-            rule,
-        ) in con.execute(
-            'SELECT alert_id, kind, rule_id, title, level, tags, covers, timestamp, computer, fields, "group", '
-            "extra, rule FROM alerts"
-        ).fetchall():
-            r = orjson.loads(rule) if rule else {}
-            info = RuleInfo(
-                rule_id=rule_id,
-                title=title,
-                level=level,
-                tags=tuple(tags or ()),
-                covers=tuple(covers or ()),
-                claims=tuple(covers or ()),
-                name=r.get("name"),
-                description=r.get("description") or "",
-                falsepositives=tuple(r.get("falsepositives") or ()),
-                path=r.get("path"),
-            )
-            alerts.append(
-                Alert(
-                    rule=info,
-                    timestamp=timestamp,
-                    computer=computer,
-                    evidence=evidence.get(alert_id, []),
-                    fields=orjson.loads(fields) if fields else {},
-                    kind=kind,
-                    group=orjson.loads(group) if group else {},
-                    extra=orjson.loads(extra) if extra else {},
-                )
-            )
+        for row in con.execute(f"SELECT {', '.join(document.quote(n) for n, _ in columns)} FROM alerts").fetchall():
+            doc = {name: (orjson.loads(v) if kind == "JSON" and v else v) for (name, kind), v in zip(columns, row, strict=True)}
+            if legacy and isinstance(doc.get("rule"), dict):
+                rule = doc.pop("rule")
+                doc.update(description=rule.get("description"), falsepositives=rule.get("falsepositives"),
+                           rule_name=rule.get("name"), rule_path=rule.get("path"))
+            doc["evidence"] = evidence.get(doc["alert_id"], [])
+            alerts.append(document.from_document(doc))
         alerts.sort(key=lambda a: a.sort_key())
         stats = RunStats()
         notes: list[str] = []

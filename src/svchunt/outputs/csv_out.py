@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 
 from svchunt.model import Alert, Evidence
+from svchunt.outputs.document import ALERT_FIELDS, Field
+from svchunt.values import to_text
 
 # Characters that make a spreadsheet treat a cell as a formula (OWASP CSV injection guidance).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -36,21 +38,16 @@ KEY_FIELDS = (
     "Details",
 )
 
-COLUMNS = (
-    "alert_id",
-    "timestamp",
-    "level",
-    "kind",
-    "rule_id",
-    "title",
-    "computer",
-    "techniques",
-    "covers",
-    "evidence",
-    *KEY_FIELDS,
-    "group_json",
-    "fields_json",
-)
+
+def _column(field: Field) -> str:
+    return f"{field.name}_json" if field.type == "json" else field.name
+
+
+# One column per field of the alert document, in its order (lists joined by `;`, JSON as text, evidence as
+# `source#record_id` references), with the key event fields after the evidence.
+_DOC_COLUMNS = tuple(_column(f) for f in ALERT_FIELDS)
+_AT = _DOC_COLUMNS.index("evidence") + 1
+COLUMNS = (*_DOC_COLUMNS[:_AT], *KEY_FIELDS, *_DOC_COLUMNS[_AT:])
 
 
 def neutralise(value: str) -> str:
@@ -63,11 +60,9 @@ def neutralise(value: str) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, (dict, list, tuple)):
-        value = orjson.dumps(
-            value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
-        ).decode()
-    return neutralise(str(value))
+    if isinstance(value, dict | list | tuple):
+        value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=to_text).decode()
+    return neutralise(to_text(value) or "")
 
 
 def evidence_ref(ev: Evidence) -> str:
@@ -80,21 +75,19 @@ def evidence_ref(ev: Evidence) -> str:
 
 
 def alert_row(alert: Alert) -> list[str]:
-    values: list[Any] = [
-        alert.alert_id,
-        alert.timestamp,
-        alert.rule.level,
-        alert.kind,
-        alert.rule.rule_id,
-        alert.rule.title,
-        alert.computer,
-        ";".join(alert.rule.techniques),
-        ";".join(alert.rule.claims),
-        " | ".join(evidence_ref(e) for e in alert.evidence),
-        *(alert.fields.get(name) for name in KEY_FIELDS),
-        alert.group or None,
-        alert.fields,
-    ]
+    doc = alert.to_dict()
+    values: list[Any] = []
+    for field in ALERT_FIELDS:
+        value = doc[field.name]
+        if field.type == "texts":
+            value = ";".join(value)
+        elif field.type == "evidence":
+            value = " | ".join(evidence_ref(e) for e in alert.evidence)
+        elif field.type == "json":
+            value = value or None
+        values.append(value)
+        if field.type == "evidence":
+            values.extend(alert.fields.get(name) for name in KEY_FIELDS)
     return [_cell(v) for v in values]
 
 

@@ -20,8 +20,10 @@ from typing import Any
 
 import orjson
 
-from svchunt.model import Alert, HuntResult
+from svchunt.model import HuntResult
 from svchunt.outputs import summary
+from svchunt.outputs.document import RULE_FIELDS, SCHEMA_VERSION, to_document
+from svchunt.values import to_text
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _TRANS = str.maketrans(_ESCAPES)
@@ -33,50 +35,30 @@ def _asset(name: str) -> str:
 
 def embed_json(data: Any) -> str:
     """JSON safe to place inside a `<script type="application/json">` element."""
-    text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=to_text).decode()
     # These characters only occur inside JSON strings, so escaping them keeps the JSON equivalent.
     return text.translate(_TRANS)
 
 
-def _rule_payload(alert: Alert) -> dict[str, Any]:
-    return {
-        "rule_id": alert.rule.rule_id,
-        "title": alert.rule.title,
-        "level": alert.rule.level,
-        "tags": list(alert.rule.tags),
-        "techniques": alert.rule.techniques,
-        "covers": list(alert.rule.claims),
-        "description": alert.rule.description,
-        "falsepositives": list(alert.rule.falsepositives),
-    }
-
-
-def _alert_payload(alert: Alert, rule_index: int) -> dict[str, Any]:
+def _alert_payload(doc: dict[str, Any], rule_index: int) -> dict[str, Any]:
+    """The alert document less its rule fields (stored once per rule, `rule` is the index), with the
+    evidence numbered and, for multi-event alerts, each event's fields beside its evidence."""
     # Per-event fields for multi-event alerts come from `extra["events"]` (one dict per evidence, same
     # order) when the correlator provides them. A single-event alert's fields are that event's fields:
     # the page shows `fields` there, rather than the payload carrying them twice.
-    events = alert.extra.get("events") if isinstance(alert.extra, dict) else None
-    if not (isinstance(events, list) and len(events) == len(alert.evidence)):
+    extra = doc.get("extra") or {}
+    events = extra.get("events") if isinstance(extra, dict) else None
+    if not (isinstance(events, list) and len(events) == len(doc["evidence"])):
         events = None
     evidence = []
-    for i, ev in enumerate(alert.evidence):
-        item = ev.to_dict()
-        item["ordinal"] = i
+    for i, ev in enumerate(doc["evidence"]):
+        item = {**ev, "ordinal": i}
         if events is not None and isinstance(events[i], dict):
             item["fields"] = events[i]
         evidence.append(item)
-    extra = {k: v for k, v in alert.extra.items() if k != "events"} if alert.extra else {}
-    return {
-        "alert_id": alert.alert_id,
-        "kind": alert.kind,
-        "rule": rule_index,  # index into payload["rules"]: rule text is stored once, not per alert
-        "timestamp": alert.timestamp,
-        "computer": alert.computer,
-        "group": alert.group,
-        "fields": alert.fields,
-        "evidence": evidence,
-        "extra": extra,
-    }
+    out = {k: v for k, v in doc.items() if k not in RULE_FIELDS}
+    out.update(rule=rule_index, evidence=evidence, extra={k: v for k, v in extra.items() if k != "events"})
+    return out
 
 
 def build_payload(
@@ -111,10 +93,11 @@ def build_payload(
         rules: dict[bytes, int] = {}
         out = []
         for a in alerts:
-            rule = _rule_payload(a)
-            key = orjson.dumps(rule, default=str)
+            doc = to_document(a)
+            key = orjson.dumps({k: doc[k] for k in RULE_FIELDS}, default=to_text)
             index = rules.setdefault(key, len(rules))
-            out.append(_alert_payload(a, index))
+            out.append(_alert_payload(doc, index))
+        payload["schema_version"] = SCHEMA_VERSION
         payload["rules"] = [orjson.loads(k) for k in rules]
         payload["alerts"] = out
         payload["problems"] = [

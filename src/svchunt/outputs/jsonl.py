@@ -1,4 +1,4 @@
-"""Alerts as JSON Lines: one `Alert.to_dict()` per line, the machine-readable hand-over format."""
+"""Alerts as JSON Lines: one alert document (`svchunt.outputs.document`) per line, the hand-over format."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ from pathlib import Path
 import orjson
 
 from svchunt.model import Alert
+from svchunt.outputs.document import to_document
+from svchunt.values import to_text
 
 # Sorted keys and a fixed alert order make two runs on the same input byte-identical (diffable, hashable).
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 def _fallback(value: object) -> str:
-    # Event fields are str/int/None by contract; anything else is written as text rather than crashing the run.
-    return str(value)
+    # Event values are the types of `svchunt.values`; anything else is written as its text, never a crash.
+    return to_text(value) or ""
+
+
+def alert_line(alert: Alert) -> bytes:
+    """One alert document as one JSON line (what `hunt --jsonl` and every `watch` sink write)."""
+    return orjson.dumps(to_document(alert), option=_OPTS, default=_fallback)
 
 
 def write_jsonl(alerts: list[Alert], path: str) -> int:
@@ -22,5 +29,5 @@ def write_jsonl(alerts: list[Alert], path: str) -> int:
     ordered = sorted(alerts, key=lambda a: a.sort_key())
     with Path(path).open("wb") as out:
         for alert in ordered:
-            out.write(orjson.dumps(alert.to_dict(), option=_OPTS, default=_fallback))
+            out.write(alert_line(alert))
     return len(ordered)

@@ -13,12 +13,9 @@ from typing import Any
 import orjson
 
 from svchunt.model import Alert
+from svchunt.outputs.jsonl import alert_line
 
-_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
-
-
-def alert_line(alert: Alert) -> bytes:
-    return orjson.dumps(alert.to_dict(), option=_OPTS, default=str)
+__all__ = ["JsonlSink", "StdoutSink", "alert_line", "recover_tail"]
 
 
 def recover_tail(path: str, committed_size: int) -> tuple[set[str], str | None]:

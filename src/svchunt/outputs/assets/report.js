@@ -27,10 +27,10 @@
 
   // Pre-compute what filtering needs once, so a filter change is a plain array scan.
   var RULES = DATA.rules || [];
-  var RULE_KEYS = ['rule_id', 'title', 'level', 'tags', 'techniques', 'covers', 'description', 'falsepositives'];
+  // rules[i] holds the rule fields of the alert document (outputs/document.py): copied onto each alert
   ALERTS.forEach(function (a, i) {
     var r = RULES[a.rule] || {};
-    for (var k = 0; k < RULE_KEYS.length; k++) a[RULE_KEYS[k]] = r[RULE_KEYS[k]];
+    for (var k in r) if (Object.prototype.hasOwnProperty.call(r, k)) a[k] = r[k];
     a._i = i;
     a._t = a.timestamp ? Date.parse(a.timestamp) : NaN;
     a._host = a.computer || '(unknown)';
