@@ -26,7 +26,7 @@ def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-@click.option("--rules", "rule_paths", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True), help="Extra rule files or folders.")
 @click.option("--no-builtin", is_flag=True, help="Leave out the built-in content pack.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown (docs/coverage.md).")
 @click.option("--navigator", "navigator_path", type=click.Path(dir_okay=False),

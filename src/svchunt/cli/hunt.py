@@ -25,7 +25,8 @@ def _timestamp(value: str | None, name: str) -> str | None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--rules", "rule_paths", multiple=True, help="Sigma rule file or folder (repeatable).")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
+              help="Sigma rule file or folder (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in service-persistence content.")
 @click.option("--allowlist", "allowlists", multiple=True, help="Tuning file: YAML mapping NAME -> extra known-good values.")
 @click.option("--loldrivers", "loldrivers", help="LOLDrivers drivers.csv: match loaded drivers against all its hashes.")
@@ -43,6 +44,7 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--max-rows", type=int, default=30, show_default=True, help="Rows per summary table.")
 @click.option("--summary-json", "summary_path", help="Write the run's counts (files, records, rules, alerts) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on the terminal.")
+@click.option("--strict", is_flag=True, help="Refuse to run (exit 2) when any rule or correlation is refused.")
 def hunt(
     paths: tuple[str, ...],
     rule_paths: tuple[str, ...],
@@ -63,11 +65,14 @@ def hunt(
     max_rows: int,
     summary_path: str | None,
     quiet: bool,
+    strict: bool,
 ) -> None:
     """Hunt service persistence and lateral movement in EVTX / JSON logs (files, folders, .gz, .zip)."""
     from rich.console import Console
 
+    from svchunt.engine.detector import Detector
     from svchunt.engine.hunt import HuntOptions, load_ruleset
+    from svchunt.outputs.sanitize import terminal_text
     from svchunt.rules.allowlists import AllowlistError
 
     if no_builtin and not rule_paths:
@@ -92,10 +97,18 @@ def hunt(
         raise click.UsageError(str(exc)) from exc
     if not ruleset.rules:
         err.print(f"[red]no rule could be loaded[/red] ({len(ruleset.refused)} refused; see `svchunt rules check`)")
+        for r in ruleset.refused[:20]:
+            err.print(f"  refused: {terminal_text(r.path)}: {terminal_text(r.reason)}")
+        sys.exit(2)
+    detector = Detector(ruleset, min_level=options.min_level, state=options.state)
+    if strict and detector.refused:
+        err.print(f"[red]--strict: {len(detector.refused)} rule(s) refused, not hunting[/red]")
+        for r in detector.refused:
+            err.print(f"  refused: {terminal_text(r.path)}: {terminal_text(r.reason)}")
         sys.exit(2)
 
     started = datetime.now(UTC).isoformat()
-    result = _run_with_progress(options, ruleset, err, quiet)
+    result = _run_with_progress(options, detector, err, quiet)
     finished = datetime.now(UTC).isoformat()
 
     if jsonl_path:
@@ -150,21 +163,21 @@ def _write_summary(result, path: str) -> None:
         fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
-def _run_with_progress(options, ruleset, err, quiet):
+def _run_with_progress(options, detector, err, quiet):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from svchunt.engine.hunt import run_hunt
 
     show = not quiet and err.is_terminal
     if not show:
-        return run_hunt(options, ruleset)
+        return run_hunt(options, detector=detector)
     with Progress(
         TextColumn("[bold]hunting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
     ) as progress:
         task = progress.add_task("files", total=None)
         return run_hunt(
             options,
-            ruleset,
+            detector=detector,
             on_chunk=lambda res: progress.advance(task, len(res.paths)),
             on_inputs=lambda n: progress.update(task, total=n),
         )

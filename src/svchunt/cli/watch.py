@@ -81,7 +81,8 @@ def _lateness(value: str) -> float:
 @click.option("--stats", "show_stats", is_flag=True, help="Log a stats line periodically and at exit.")
 @click.option("--stats-interval", type=float, default=10.0, show_default=True, help="Seconds between stats lines.")
 @click.option("--problems", "problems_path", help="Append every skipped record (source, position, reason) to FILE.")
-@click.option("--rules", "rule_paths", multiple=True, help="Sigma rule file or folder (repeatable).")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
+              help="Sigma rule file or folder (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in content.")
 @click.option("--allowlist", "allowlists", multiple=True, help="Tuning file, as for hunt.")
 @click.option("--min-level", type=click.Choice(LEVELS), help="Only alerts of this level or higher.")
@@ -93,6 +94,7 @@ def watch(**kw) -> None:
     PATHS are JSON-lines files or folders, followed as they grow (rotation and truncation handled).
     """
     from svchunt.engine.hunt import HuntOptions, load_ruleset
+    from svchunt.outputs.sanitize import plain_text
     from svchunt.rules.allowlists import AllowlistError
     from svchunt.watch.input_file import DEFAULT_PATTERNS, FileFollower
     from svchunt.watch.pipeline import Watcher, WatchOptions
@@ -101,7 +103,8 @@ def watch(**kw) -> None:
 
     def log(text: str) -> None:
         if not quiet or text.startswith("stats "):
-            sys.stderr.write(f"svchunt watch: {text}\n")
+            # log lines carry event data (sources, reasons): control and bidi characters shown as escapes
+            sys.stderr.write(f"svchunt watch: {plain_text(text)}\n")
             sys.stderr.flush()
 
     paths = list(kw["paths"])
@@ -187,6 +190,9 @@ def watch(**kw) -> None:
     watcher = Watcher(watch_options, ruleset, inputs, sinks, log=log)
     for refusal in watcher.refused:
         log(f"correlation refused: {refusal.path}: {refusal.reason}")
+    if ruleset.refused:
+        log(f"{len(ruleset.refused)} rule(s) refused (see `svchunt rules check`), e.g. "
+            f"{ruleset.refused[0].path}: {ruleset.refused[0].reason}")
 
     def on_signal(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
         log("stopping: finishing the current batch")

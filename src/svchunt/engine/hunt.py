@@ -148,10 +148,13 @@ def run_hunt(
     ruleset: RuleSet | None = None,
     on_chunk: Callable[[ChunkResult], None] | None = None,
     on_inputs: Callable[[int], None] | None = None,
+    detector: Detector | None = None,
 ) -> HuntResult:
+    """`detector`, when given, must be built from `ruleset` with the options' level and state."""
     started = time.perf_counter()
-    ruleset = ruleset if ruleset is not None else load_ruleset(options)
-    detector = Detector(ruleset, min_level=options.min_level, state=options.state)
+    ruleset = ruleset if ruleset is not None else detector.ruleset if detector is not None else load_ruleset(options)
+    if detector is None:
+        detector = Detector(ruleset, min_level=options.min_level, state=options.state)
 
     files: list[str] = []
     problems: list[Problem] = []

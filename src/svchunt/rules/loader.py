@@ -174,8 +174,10 @@ def _compile_file(path: str, data: bytes, allowlists: Allowlists) -> list[Entry]
     try:
         text = data.decode("utf-8-sig")
         docs = [d for d in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        return [("refused", Refusal(path, None, None, f"not valid YAML: {str(exc).splitlines()[0]}"))]
+    except UnicodeDecodeError as exc:
+        return [("refused", Refusal(path, None, None, f"not UTF-8 text (byte {exc.start}): not a rule file"))]
+    except yaml.YAMLError as exc:
+        return [("refused", Refusal(path, None, None, yaml_error(exc)))]
     if not all(isinstance(d, dict) for d in docs):
         return [("refused", Refusal(path, None, None, "a rule document must be a YAML mapping"))]
     entries: list[Entry] = []
@@ -210,6 +212,17 @@ def _compile_file(path: str, data: bytes, allowlists: Allowlists) -> list[Entry]
         compiled.rule_id = info.rule_id
         entries.append(("rule", LoadedRule(compiled, info)))
     return entries
+
+
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """`not valid YAML at line L, column C: problem` (1-based, as editors count), for the rule's file."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else str(problem)
+    if mark is None:
+        return f"not valid YAML: {detail}"
+    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {detail}"
 
 
 def _str(value: object) -> str | None:
