@@ -18,6 +18,8 @@ from typing import Any
 
 import re2
 
+from svchunt.values import to_text
+
 
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> Any:
@@ -61,7 +63,7 @@ class FieldRef:
         if self.lower and isinstance(value, str):
             value = value.lower()
         if self.pattern is not None:
-            found = _compiled(self.pattern).search(str(value))
+            found = _compiled(self.pattern).search(to_text(value) or "")  # the text every back end matches
             if found is None:
                 return None
             value = found.group(1)

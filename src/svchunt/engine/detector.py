@@ -88,6 +88,13 @@ class Detector:
         alerts.sort(key=Alert.sort_key)
         return Outcome(alerts, notes)
 
+    @staticmethod
+    def document(alert: Alert) -> dict[str, Any]:
+        """The alert as the one versioned alert document every output writes (`svchunt.outputs.document`)."""
+        from svchunt.outputs.document import to_document
+
+        return to_document(alert)
+
     def detect(self, events: list[Event]) -> Outcome:
         """Match and decide a finite list of events in one call (audit, tests, small inputs)."""
         return self.alerts(self.match(events))
