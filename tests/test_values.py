@@ -6,7 +6,16 @@ import math
 
 import pytest
 
-from svchunt.values import elements, fold, keyword_values, lookup, parse_number, present, to_text
+from svchunt.values import (
+    elements,
+    fold,
+    keyword_text,
+    keyword_values,
+    lookup,
+    parse_number,
+    present,
+    to_text,
+)
 
 
 @pytest.mark.parametrize("value,text", [
@@ -49,7 +58,9 @@ def test_present_treats_empty_as_absent():
 
 
 def test_keyword_values_and_case_variant_lookup():
-    assert keyword_values({"a": "x", "b": None, "c": [1, None, "y"], "d": True}) == ["x", "1", "y", "true"]
+    fields = {"a": "x", "b": None, "c": [1, None, "y"], "d": True, "e": 7, "f": []}
+    assert keyword_values(fields) == ["x", "1", "y", "true", "7"]
+    assert keyword_text(fields) == "\0".join(keyword_values(fields)) + "\0"  # the empty list: an empty segment
     fields = {"Payload": "", "payload": "evil", "PAYLOAD": None}
     assert lookup(fields, ["Payload", "PAYLOAD", "payload"]) == "evil"
     assert lookup({"Payload": "", "payload": None}, ["Payload", "payload"]) == ""

@@ -159,6 +159,20 @@ def keyword_values(fields: dict[str, Any]) -> list[str]:
     return out
 
 
+def keyword_text(fields: dict[str, Any]) -> str:
+    """`keyword_values` joined by NUL, built faster (keyword rules meet every event). A literal without NUL
+    found in this text is found in one value."""
+    return "\0".join([v if type(v) is str else _joined(v) for v in fields.values() if v is not None])
+
+
+def _joined(value: Any) -> str:
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "\0".join(elements(value))
+    return to_text(value) or ""
+
+
 def lookup(fields: dict[str, Any], keys: Iterable[str]) -> Any:
     """The value of a field spelt several ways (`Payload`/`payload`): the first present one in `keys`
     order, else the first that is not None (an empty value), else None. Decided per event, so the answer

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from svchunt.model import Event
-from svchunt.values import fold, keyword_values, lookup
+from svchunt.values import fold, keyword_text, lookup
 
 __all__ = ["ColumnBatch", "fold"]
 
@@ -71,13 +71,15 @@ class ColumnBatch:
         search. A keyword without NUL cannot match across two values, so a search of this text is a
         search of each value."""
         if self._fulltext is None:
-            self._fulltext = ["\0".join(keyword_values(e.fields)) for e in self.events]
+            self._fulltext = [keyword_text(e.fields) for e in self.events]
         return self._fulltext
 
     def fulltext_folded(self) -> list[str]:
         """`fulltext` case-folded value by value (as `fold`, the same folding the SQL table is built with)."""
         if self._fulltext_folded is None:
-            self._fulltext_folded = ["\0".join(v.lower() for v in keyword_values(e.fields)) for e in self.events]
+            # lower() of the NUL-joined text is the join of each value's lower(): NUL is neither cased nor
+            # case-ignorable, so no context-dependent mapping (final sigma) reaches across it
+            self._fulltext_folded = [text.lower() for text in self.fulltext()]
         return self._fulltext_folded
 
     def has_lists(self, name: str) -> bool:

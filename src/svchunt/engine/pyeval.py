@@ -16,7 +16,7 @@ import re2
 
 from svchunt.engine.batch import ColumnBatch
 from svchunt.rules import ir
-from svchunt.values import elements, fold, keyword_values, numbers, present
+from svchunt.values import INT_MAX, INT_MIN, elements, fold, keyword_values, numbers, present
 
 Select = Callable[[ColumnBatch, list[int]], list[int]]
 Pred = Callable[[Any], bool]
@@ -256,7 +256,12 @@ def _num_pred(node: ir.Num) -> Pred:
         "lt": lambda n: n < target,
         "lte": lambda n: n <= target,
     }[node.op]
-    return lambda v: v is not None and any(compare(n) for n in numbers(v))
+    def pred(v: Any) -> bool:
+        if type(v) is int and INT_MIN <= v <= INT_MAX:  # the common case, without the general parser
+            return compare(float(v))
+        return v is not None and any(compare(n) for n in numbers(v))
+
+    return pred
 
 
 def _in_networks(text: str, nets: list) -> bool:
