@@ -161,6 +161,10 @@ def split_args(text: str, powershell: bool = False) -> list[str]:
             if started:
                 args.append("".join(buf))
                 buf, started = [], False
+        elif ch == "\\" and not powershell and i + 1 < n and text[i + 1] == '"':
+            buf.append('"')  # CommandLineToArgvW: \" is a literal quote
+            started = True
+            i += 1
         elif ch == '"' or (ch == "'" and powershell):
             quote, started = ch, True
         elif ch == "`" and powershell and i + 1 < n:
