@@ -660,9 +660,10 @@ def parse_process(image: str | None, original_name: str | None, command_line: st
     tool = PROGRAMS.get(_basename(image)) if image else None
     if tool is None and original_name:
         tool = ORIGINAL_NAMES.get(original_name.lower())
-    if tool is None:
-        tokens = split_args(command_line[:300])
-        tool = _program(tokens[0]) if tokens else None
+    if tool is None and not image:  # no image recorded: the command line's first token names the program
+        first = command_line.lstrip()
+        first = first[1:].partition('"')[0] if first.startswith('"') else first.partition(" ")[0]
+        tool = _program(first)
     if tool is None:
         return []
     if tool == "powershell":
