@@ -555,6 +555,17 @@ def parse_powershell(text: str, native: bool) -> list[ServiceOp]:
 
 # ------------------------------------------------------------------ entry points
 
+# Substrings (lower case) without which a text cannot hold a service operation the parser knows: checked
+# with `in` (C speed) before any tokenising, so long scripts that never touch a service cost one scan.
+_HINTS = ("-service", "sasv", "spsv", "win32_service", "\\services\\", "sc ", "sc.exe", "sc\"", "reg ", "reg.exe",
+          "wmic", "net ", "net1", "net.exe")
+
+
+def has_service_hint(text: str) -> bool:
+    low = text.lower()
+    return any(h in low for h in _HINTS)
+
+
 _NATIVE_HINT = re.compile(r"(?i)(?<![\w-])(?:sc|reg|wmic|net1?)(?:\.exe)?[\"']?\s")
 
 
@@ -651,23 +662,56 @@ def module_log_text(payload: str) -> str:
     return "\n".join(" ".join(c) for c in commands)
 
 
+_TOOL_CACHE: dict[tuple[str | None, str | None], str | None] = {}
+
+
+def process_tool(image: str | None, original_name: str | None, command_line: str) -> str | None:
+    """The service tool a process-creation event started (None for every other program: the hot path).
+
+    Images repeat across events, so the answer for an (image, OriginalFileName) pair is remembered.
+    """
+    key = (image, original_name)
+    tool = _TOOL_CACHE.get(key, "")
+    if tool != "":
+        return tool
+    if not image:
+        return _program_of(image, original_name, command_line)  # depends on the command line: not cached
+    tool = _program_of(image, original_name, command_line)
+    if len(_TOOL_CACHE) > 4096:
+        _TOOL_CACHE.clear()
+    _TOOL_CACHE[key] = tool
+    return tool
+
+
+def _program_of(image: str | None, original_name: str | None, command_line: str) -> str | None:
+    if image:
+        tool = PROGRAMS.get(image[image.rfind("\\") + 1 :].lower())
+        if tool is not None:
+            return tool
+    if original_name:
+        tool = ORIGINAL_NAMES.get(original_name.lower())
+        if tool is not None or image:
+            return tool
+    if image:
+        return None
+    # no image recorded: the command line's first token names the program
+    first = command_line.lstrip()
+    first = first[1:].partition('"')[0] if first.startswith('"') else first.partition(" ")[0]
+    return _program(first)
+
+
 def parse_process(image: str | None, original_name: str | None, command_line: str) -> list[ServiceOp]:
     """Operations of one process-creation event, judged by the program it started.
 
     Only the event's own program is parsed: `cmd /c sc config ...` starts sc.exe, whose own event
     carries the operation, so the wrapper is not counted twice.
     """
-    tool = PROGRAMS.get(_basename(image)) if image else None
-    if tool is None and original_name:
-        tool = ORIGINAL_NAMES.get(original_name.lower())
-    if tool is None and not image:  # no image recorded: the command line's first token names the program
-        first = command_line.lstrip()
-        first = first[1:].partition('"')[0] if first.startswith('"') else first.partition(" ")[0]
-        tool = _program(first)
+    tool = process_tool(image, original_name, command_line)
     if tool is None:
         return []
     if tool == "powershell":
-        return parse_powershell(powershell_text(command_line), native=False)
+        script = powershell_text(command_line)
+        return parse_powershell(script, native=False) if has_service_hint(script) else []
     args = split_args(command_line)
     op = _parse_tool(tool, args[1:], command_line)
     return [op] if op is not None else []

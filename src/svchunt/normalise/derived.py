@@ -65,11 +65,12 @@ def _security_4688(fields: dict[str, Any]) -> None:
 
 def _user_account(fields: dict[str, Any]) -> None:
     user = fields.get("User")
-    if isinstance(user, str) and "\\" in user:
-        fields["UserAccount"] = user.rpartition("\\")[2]
+    if user.__class__ is str and (cut := user.rfind("\\")) >= 0:
+        fields["UserAccount"] = user[cut + 1 :]
 
 
 def _sysmon_1(fields: dict[str, Any]) -> None:
+    # every Sysmon process creation passes here: keep the no-tool path to a few dict lookups
     if fields.get("Channel") != SYSMON:
         return
     _user_account(fields)

@@ -20,37 +20,37 @@ rules match element by element. Fields:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from svchunt.normalise.command_line import (
     ServiceOp,
+    has_service_hint,
     module_log_text,
     parse_powershell,
     parse_process,
+    process_tool,
 )
 from svchunt.normalise.image_path import normalise_image_path
-
-# Worth parsing at all: a script without any of these cannot hold a service operation.
-_SCRIPT_HINT = re.compile(r"(?i)service|\b(?:sc|reg|wmic|net1?)(?:\.exe)?[\"']?\s|\bsasv\b|\bspsv\b")
 
 
 def add_process_fields(fields: dict[str, Any]) -> None:
     command = fields.get("CommandLine")
-    if not isinstance(command, str) or not command:
+    if command.__class__ is not str or not command:
         return
     image = fields.get("Image")
     original = fields.get("OriginalFileName")
-    ops = parse_process(
-        image if isinstance(image, str) else None, original if isinstance(original, str) else None, command
-    )
+    image = image if image.__class__ is str else None
+    original = original if original.__class__ is str else None
+    if process_tool(image, original, command) is None:
+        return
+    ops = parse_process(image, original, command)
     if ops:
         set_fields(fields, ops)
 
 
 def add_script_fields(fields: dict[str, Any], text: Any) -> None:
     """PowerShell script text (4104): cmdlets, registry and WMI calls, and sc.exe/reg/wmic/net run from it."""
-    if not isinstance(text, str) or not _SCRIPT_HINT.search(text):
+    if not isinstance(text, str) or not has_service_hint(text):
         return
     ops = parse_powershell(text, native=True)
     if ops:
@@ -60,9 +60,9 @@ def add_script_fields(fields: dict[str, Any], text: Any) -> None:
 def add_module_log_fields(fields: dict[str, Any], details: Any, script: Any) -> None:
     """PowerShell module logging (4103 Payload) or the classic pipeline event (800)."""
     ops: list[ServiceOp] = []
-    if isinstance(details, str) and "ParameterBinding(" in details and _SCRIPT_HINT.search(details):
+    if isinstance(details, str) and "ParameterBinding(" in details and has_service_hint(details):
         ops.extend(parse_powershell(module_log_text(details), native=False))
-    if isinstance(script, str) and _SCRIPT_HINT.search(script):
+    if isinstance(script, str) and has_service_hint(script):
         ops.extend(parse_powershell(script, native=True))
     if ops:
         set_fields(fields, ops)
