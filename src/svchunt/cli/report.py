@@ -45,7 +45,17 @@ def report(
 ) -> None:
     """Re-render reports from CASE_FILE; without an output option, print incidents, timeline and summary."""
     from svchunt.correlate.incidents import build_incidents
-    from svchunt.outputs import case, csv_out, ecs, html_report, incidents_out, jsonl, navigator, terminal, timesketch
+    from svchunt.outputs import (
+        case,
+        csv_out,
+        ecs,
+        html_report,
+        incidents_out,
+        jsonl,
+        navigator,
+        terminal,
+        timesketch,
+    )
 
     if timesketch_path and timesketch.timeline_format(timesketch_path) is None:
         raise click.BadParameter("the file name must end in .csv or .jsonl", param_hint="--timesketch")
