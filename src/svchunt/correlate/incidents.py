@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from svchunt.correlate.incident_keys import GAPS, Facts, alert_facts, alert_host, alert_keys, event_ref
 from svchunt.model import LEVEL_RANK, Alert
 from svchunt.rules.coverage import BRIEF_IDS, ITEM_TITLES
@@ -123,7 +125,10 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
     """Group alerts into incidents; most severe first, then earliest, then by id."""
     unique: dict[str, Alert] = {}
     for alert in alerts:
-        unique.setdefault(alert.alert_id, alert)
+        seen = unique.get(alert.alert_id)
+        # The same id is the same rule on the same evidence: keep one copy, the same one whatever the order.
+        if seen is None or _canonical(alert) < _canonical(seen):
+            unique[alert.alert_id] = alert
     # A canonical order (time, then id) makes every later step independent of the input order.
     ordered = sorted(unique.values(), key=lambda a: (a.timestamp or "", a.alert_id))
     hosts = [alert_host(a) for a in ordered]
@@ -190,6 +195,12 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
     return sorted(incidents.values(), key=incident_order)
 
 
+def _canonical(alert: Alert) -> bytes:
+    return orjson.dumps(
+        [alert.timestamp, alert.computer, alert.fields, alert.group], option=orjson.OPT_SORT_KEYS, default=str
+    )
+
+
 def incident_order(inc: Incident) -> tuple:
     return (-level_rank(inc.level), inc.start or "\uffff", inc.incident_id)
 
@@ -219,7 +230,7 @@ def _incident(alerts: list[Alert], host: str) -> Incident:
     top = max(core, key=lambda a: (level_rank(a.rule.level), -ids.index(a.alert_id)))
     level = max((a.rule.level for a in alerts), key=level_rank)
     claims = rank_claims(core)
-    claims += [c for c in rank_claims(alerts) if c[0] not in {x for x, _ in claims}]
+    claims += [(c, False) for c, _ in rank_claims(alerts) if c not in {x for x, _ in claims}]
     techniques: list[str] = []
     for a in alerts:
         for t in a.rule.techniques:
