@@ -180,7 +180,9 @@ def _address(value: Any) -> str:
 
 
 def _workstation(value: Any) -> str:
-    return _text(value).lstrip("\\")
+    # Shown as logged (only the leading `\\\\` of `\\\\WS12` dropped): quotes may be part of a forged name.
+    text = "" if value is None else str(value).strip().lstrip("\\")
+    return "" if text.lower() in _NO_VALUE else text
 
 
 def event_ref(source: str, record_id: int | None, line: int | None, header: int | None) -> str:

@@ -13,6 +13,7 @@ Every value has the type the ECS reference gives its field (keyword fields as st
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +180,13 @@ def _process(fields: dict[str, Any], event_id: int | None, family: str) -> dict[
     }
 
 
-def ecs_document(alert: Alert, incident: Incident | None) -> dict[str, Any]:
+def ecs_document(alert: Alert, incident: Incident | None, created: str | None = None) -> dict[str, Any]:
+    """`created`: when svchunt wrote the document; it is also `@timestamp` (required by ECS) for an alert
+    whose events carry no time at all, which `svchunt.untimed` then marks."""
     fields = alert.fields
     first = alert.evidence[0] if alert.evidence else None
+    created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    when = alert.timestamp or next((e.timestamp for e in alert.evidence if e.timestamp), None)
     event_id = first.event_id if first else _long(fields.get("EventID"))
     channel = (first.channel if first else None) or _keyword(fields.get("Channel"))
     family = _family(channel)
@@ -196,7 +201,7 @@ def ecs_document(alert: Alert, incident: Incident | None) -> dict[str, Any]:
     event_data = {k: _keyword(v) for k, v in fields.items() if k not in _WINLOG_TOP}
     target = _keyword(fields.get("TargetObject"))
     doc = {
-        "@timestamp": alert.timestamp or (first.timestamp if first else None),
+        "@timestamp": when or created,
         "ecs": {"version": ECS_VERSION},
         "message": f"{alert.rule.title} on {alert.computer or '(unknown host)'}" + (f": {name}: {value}" if name else ""),
         "tags": list(alert.rule.tags),
@@ -211,6 +216,7 @@ def ecs_document(alert: Alert, incident: Incident | None) -> dict[str, Any]:
             "id": alert.alert_id,
             "code": str(event_id) if event_id is not None else None,
             "provider": _keyword(fields.get("Provider_Name")),
+            "created": created,
             "start": (alert.extra or {}).get("first_timestamp"),
             "end": (alert.extra or {}).get("last_timestamp"),
         },
@@ -225,7 +231,7 @@ def ecs_document(alert: Alert, incident: Incident | None) -> dict[str, Any]:
             "category": alert.kind,
         },
         "threat": _threat(alert),
-        "source": {"ip": address, "address": address or (facts.workstations[0] if facts.workstations else None),
+        "source": {"ip": address, "address": address or next(iter(facts.addresses + facts.workstations), None),
                    "domain": facts.workstations[0] if facts.workstations else None},
         "user": {"name": user_name or None, "domain": user_domain or None},
         "process": _process(fields, event_id, family),
@@ -243,6 +249,7 @@ def ecs_document(alert: Alert, incident: Incident | None) -> dict[str, Any]:
             "alert_id": alert.alert_id,
             "kind": alert.kind,
             "level": alert.rule.level,
+            "untimed": True if when is None else None,
             "claims": list(alert.rule.claims),
             "claim_titles": [ITEM_TITLES.get(c, c) for c in alert.rule.claims],
             "incident": {"id": incident.incident_id, "title": incident.title} if incident else None,
@@ -257,7 +264,9 @@ def write_ecs(alerts: list[Alert], incidents: list[Incident], path: str) -> int:
     owner = incidents_by_alert(incidents)
     opts = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
     ordered = sorted(alerts, key=lambda a: a.sort_key())
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     with Path(path).open("wb") as out:
         for alert in ordered:
-            out.write(orjson.dumps(ecs_document(alert, owner.get(alert.alert_id)), option=opts, default=str))
+            doc = ecs_document(alert, owner.get(alert.alert_id), created)
+            out.write(orjson.dumps(doc, option=opts, default=str))
     return len(ordered)
