@@ -128,7 +128,7 @@ def hunt(
     if html_path:
         from svchunt.outputs.html_report import write_html
 
-        write_html(html_path, result=result)
+        write_html(html_path, result=result, incidents=incidents)
         wrote.append(("HTML report", html_path))
     if navigator_path:
         from svchunt.outputs.navigator import alerts_layer, write_layer

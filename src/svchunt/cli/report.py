@@ -69,7 +69,9 @@ def report(
     incidents = build_incidents(result.alerts)
     wrote = []
     if html_path:
-        html_report.write_html(html_path, result, title=title or f"svchunt case {case_file}", runs=runs)
+        html_report.write_html(
+            html_path, result, title=title or f"svchunt case {case_file}", runs=runs, incidents=incidents
+        )
         wrote.append(html_path)
     if navigator_path:
         navigator.write_layer(navigator.alerts_layer(result.alerts), navigator_path)

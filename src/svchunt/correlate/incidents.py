@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from svchunt.correlate.incident_keys import GAPS, Facts, alert_facts, alert_host, alert_keys, event_ref
+from svchunt.correlate.incident_keys import GAPS, Facts, alert_host, alert_keys, event_ref
 from svchunt.model import LEVEL_RANK, Alert
 from svchunt.rules.coverage import BRIEF_IDS, ITEM_TITLES
 
@@ -125,22 +125,27 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
     """Group alerts into incidents; most severe first, then earliest, then by id."""
     unique: dict[str, Alert] = {}
     for alert in alerts:
-        seen = unique.get(alert.alert_id)
+        aid = alert.alert_id  # a hash: computed once per alert here
+        seen = unique.get(aid)
         # The same id is the same rule on the same evidence: keep one copy, the same one whatever the order.
         if seen is None or _canonical(alert) < _canonical(seen):
-            unique[alert.alert_id] = alert
+            unique[aid] = alert
     # A canonical order (time, then id) makes every later step independent of the input order.
-    ordered = sorted(unique.values(), key=lambda a: (a.timestamp or "", a.alert_id))
+    pairs = sorted(unique.items(), key=lambda kv: (kv[1].timestamp or "", kv[0]))
+    ordered = [a for _, a in pairs]
+    ids = [aid for aid, _ in pairs]
     hosts = [alert_host(a) for a in ordered]
     times = [_epoch(a.timestamp) for a in ordered]
+    facts = [Facts() for _ in ordered]
     uf = _UnionFind(len(ordered))
     members: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     attached: list[int] = []
     for i, alert in enumerate(ordered):
+        keys = alert_keys(alert, facts[i])  # one pass gives the keys and the facts shown later
         if _is_attached(alert, hosts[i]):
             attached.append(i)
             continue
-        for kind, value in alert_keys(alert):
+        for kind, value in keys:
             members[(hosts[i], kind, value)].append(i)
     for (_host, kind, _value), idx in members.items():
         gap = GAPS[kind]
@@ -186,7 +191,10 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
 
     incidents: dict[int, Incident] = {}
     for root, idx in list(groups.items()) + [(len(ordered) + r, idx) for r, idx in orphan_groups.items()]:
-        incidents[root] = _incident([ordered[i] for i in sorted(idx)], hosts[idx[0]] or UNKNOWN_HOST)
+        idx = sorted(idx)
+        incidents[root] = _incident(
+            [ordered[i] for i in idx], [ids[i] for i in idx], [facts[i] for i in idx], hosts[idx[0]] or UNKNOWN_HOST
+        )
     for root, others in related.items():
         incidents[root].related = sorted(incidents[o].incident_id for o in others)
         for o in others:
@@ -211,23 +219,26 @@ def _group_rank(ordered: list[Alert], idx: list[int]) -> tuple:
     return (top, [-ord(c) for c in first])
 
 
-def _incident(alerts: list[Alert], host: str) -> Incident:
-    alerts = sorted(alerts, key=lambda a: (a.timestamp or "\uffff", a.alert_id))
-    ids = [a.alert_id for a in alerts]
+def _incident(alerts: list[Alert], ids: list[str], per_alert: list[Facts], host: str) -> Incident:
+    """`alerts` with their ids and facts; the steps are listed in time order (untimed last)."""
+    order = sorted(range(len(alerts)), key=lambda k: (alerts[k].timestamp or "\uffff", ids[k]))
+    alerts, ids, per_alert = [alerts[k] for k in order], [ids[k] for k in order], [per_alert[k] for k in order]
     digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]
     times = [t for a in alerts for t in [a.timestamp, *(e.timestamp for e in a.evidence)] if t]
     facts = Facts()
-    for a in alerts:
-        f = alert_facts(a)
+    for f in per_alert:
         for name in ("services", "images", "addresses", "workstations", "accounts", "logon_ids"):
             target = getattr(facts, name)
+            seen = {x.lower() for x in target}
             for v in getattr(f, name):
-                if v.lower() not in (x.lower() for x in target):
+                if v.lower() not in seen:
                     target.append(v)
+                    seen.add(v.lower())
+    position = {id(a): k for k, a in enumerate(alerts)}
     # Attached alerts (aggregates, host-less) count in the level and the claims, not in the title's verdict:
     # "three services installed in five minutes" does not make the services an Impacket attack.
     core = [a for a in alerts if not _is_attached(a, alert_host(a))] or alerts
-    top = max(core, key=lambda a: (level_rank(a.rule.level), -ids.index(a.alert_id)))
+    top = max(core, key=lambda a: (level_rank(a.rule.level), -position[id(a)]))
     level = max((a.rule.level for a in alerts), key=level_rank)
     claims = rank_claims(core)
     claims += [(c, False) for c, _ in rank_claims(alerts) if c not in {x for x, _ in claims}]
