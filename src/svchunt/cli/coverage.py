@@ -33,7 +33,7 @@ def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
               help="Also write an ATT&CK Navigator layer of the techniques the loaded rules cover.")
 def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markdown: bool,
              navigator_path: str | None) -> None:
-    """Show which brief item each rule, correlation and audit check implements, and where it was tested.
+    """Show which detection item each rule, correlation and audit check implements, and where it was tested.
 
     Exits with status 1 when an item has neither a rule nor an audit check.
     """
@@ -64,13 +64,15 @@ def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markd
         for rule_id, bad in typos.items():
             click.echo(f"warning: rule {rule_id} covers unknown item(s): {', '.join(bad)}", err=True)
     if missing:
-        click.echo(f"uncovered brief items: {', '.join(missing)}", err=True)
+        click.echo(f"uncovered items: {', '.join(missing)}", err=True)
         sys.exit(1)
 
 
 def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from svchunt.rules.coverage import ITEM_TITLES
 
     table = Table(title="svchunt coverage", show_lines=True)
     for col in ("Item", "Rules / correlations", "ATT&CK", "Audit checks", "Tested on"):
@@ -80,7 +82,7 @@ def _print_table(rows: list) -> None:
             f"{r['name'] or r['id']}{' (corr)' if r['kind'] == 'correlation' else ''}" for r in row.rules
         )
         table.add_row(
-            row.item,
+            f"{row.item}\n{ITEM_TITLES[row.item]}" if row.item in ITEM_TITLES else row.item,
             rules or "-",
             ", ".join(row.techniques) or "-",
             "\n".join(row.audit_checks) or "-",
