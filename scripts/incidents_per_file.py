@@ -21,7 +21,10 @@ DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "evtx
 
 def main(argv: list[str]) -> int:
     roots = argv or [str(DEFAULT)]
-    files = sorted(item.path for item in iter_inputs(roots) if hasattr(item, "path"))
+    items = list(iter_inputs(roots))
+    files = sorted(item.path for item in items if hasattr(item, "path"))
+    for problem in (item for item in items if not hasattr(item, "path")):
+        print(f"not read: {plain_text(problem.source)}: {plain_text(problem.reason)}")
     if not files:
         print(f"no input files under {', '.join(roots)}")
         return 1
