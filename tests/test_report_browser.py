@@ -97,6 +97,14 @@ def test_renders_summary_timeline_rows_and_screenshot(driver, sample_report, tmp
     assert marks["WS02.corp.local"] == [("lvl-low", 1, 1)]
     assert marks[synthetic.HOSTILE_HOST] == [("lvl-low", 1, 1)]
     assert "1 alert(s) without a timestamp" in driver.find_element("id", "timeline-note").text
+    # Each host's incidents are spans on its row: DC01 has the one critical story.
+    spans = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#timeline .tl-row')).map(r => [r.dataset.host,"
+        " Array.from(r.querySelectorAll('rect.inc-span')).map(x => x.getAttribute('class'))])"
+    )
+    spans = dict(spans)
+    assert spans["DC01.corp.local"] == ["inc-span lvl-critical"]
+    assert sorted(spans["WS01.corp.local"]) == ["inc-span lvl-high", "inc-span lvl-medium"]
     cards = driver.find_element("id", "cards").text
     assert "25311" in cards and "records skipped" in cards
     assert driver.find_element("id", "audit").is_displayed()

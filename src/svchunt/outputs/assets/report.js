@@ -44,7 +44,12 @@
     a._key = key.length > 300 ? key.slice(0, 300) + '…' : key;
     a._inc = -1;
   });
-  INCIDENTS.forEach(function (inc, n) { (inc.steps || []).forEach(function (i) { if (ALERTS[i]) ALERTS[i]._inc = n; }); });
+  var INC_BY_HOST = {};
+  INCIDENTS.forEach(function (inc, n) {
+    var hosts = {};
+    (inc.steps || []).forEach(function (i) { if (ALERTS[i]) { ALERTS[i]._inc = n; hosts[ALERTS[i]._host] = 1; } });
+    Object.keys(hosts).forEach(function (h) { (INC_BY_HOST[h] || (INC_BY_HOST[h] = [])).push(n); });
+  });
 
   // The field that tells what an alert saw (same order as the terminal timeline); correlations show their group.
   function tellingOf(f) {
@@ -204,6 +209,17 @@
         var p = svg('path', { d: paths[lvl], 'class': 'lvl-' + lvl });
         p.setAttribute('data-count', counts[lvl]);
         s.appendChild(p);
+      });
+      // The host's incidents as spans along the top edge: where one story starts and ends.
+      (INC_BY_HOST[host] || []).forEach(function (n) {
+        var inc = INCIDENTS[n], t0 = Date.parse(inc.start), t1 = Date.parse(inc.end || inc.start);
+        if (isNaN(t0) || !(tMax >= tMin)) return;
+        var x0 = tMax > tMin ? (t0 - tMin) / (tMax - tMin) * BINS * 4 : 0;
+        var x1 = tMax > tMin ? (Math.max(t1, t0) - tMin) / (tMax - tMin) * BINS * 4 : 0;
+        var r = svg('rect', { x: x0.toFixed(1), y: 0, width: Math.max(x1 - x0, 3).toFixed(1), height: 3,
+          'class': 'inc-span lvl-' + (RANK.hasOwnProperty(inc.level) ? inc.level : 'other') });
+        r.setAttribute('data-incident', String(n + 1));
+        s.appendChild(r);
       });
       var tip = svg('title', {}); s.appendChild(tip);
       tip.textContent = host + ': ' + h.n + ' alert(s)';
