@@ -197,10 +197,13 @@ def attribute(entries: list[ServiceEntry], host: str | None, label: str, source:
     out.events = len(events)
     outcome = detector.detect(events)
     by_entry: dict[int, list[Alert]] = {}
+    unplaced = 0
     for alert in outcome.alerts:
         entry = owner.get(alert.evidence[0].source) if alert.evidence else None
         if entry is not None and alert.kind == "detection":
             by_entry.setdefault(id(entry), []).append(alert)
+        else:  # a correlation over several keys: a hive has no timeline to support one
+            unplaced += 1
     index = {id(e): e for e in owner.values()}
     stock = load_stock()
     as_shipped: list[str] = []
@@ -222,10 +225,13 @@ def attribute(entries: list[ServiceEntry], host: str | None, label: str, source:
     )
     if as_shipped:
         names = sorted(set(as_shipped), key=str.lower)
+        shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
         out.notes.append(
-            f"attribution: {len(as_shipped)} of those keys ({len(names)} services) are Windows services exactly as a "
-            f"stock install has them and are not reported ({', '.join(names[:8])}{', …' if len(names) > 8 else ''}): see the stock baseline in docs/audit.md"
+            f"attribution: {len(as_shipped)} of those keys ({len(names)} services: {shown}) are Windows services "
+            f"exactly as a stock install has them and are not reported (stock baseline, docs/audit.md)"
         )
+    if unplaced:
+        out.notes.append(f"attribution: {unplaced} alert(s) not tied to one service key were not reported")
     for refusal in out.refused:
         out.notes.append(f"rule refused: {refusal.path} {refusal.title or refusal.rule_id or ''}: {refusal.reason}")
     return out

@@ -23,6 +23,7 @@ from svchunt.model import Problem
 
 NAME_LIST = "svchunt_vulnerable_driver_names"
 
+
 @dataclass(slots=True)
 class AuditOptions:
     system: str | None = None
@@ -82,7 +83,7 @@ def _attach_files(entries: list[ServiceEntry], resolver: RootResolver, checker: 
             entry.files[role] = cache[key]
 
 
-def _loldrivers(options: AuditOptions, problems: list[Problem], notes: list[str]) -> LolDrivers | None:
+def _loldrivers(options: AuditOptions, problems: list[Problem], notes: list[str]) -> LolDrivers:
     """The LOLDrivers CSV (hashes and names), or else the content's short list of names."""
     if options.loldrivers:
         try:
