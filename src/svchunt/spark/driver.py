@@ -38,6 +38,8 @@ from svchunt.spark.arrow import from_batch
 # A path with a scheme (s3a://, abfss://, dbfs:/, hdfs://, file:/) is a Parquet dataset for Spark to list.
 _MIN_SCHEME = 2  # so that a Windows drive letter (C:/) is not taken for one
 REMOTE_RANK = 1 << 30  # sorts after every local chunk
+# Given, not inferred: inference opens a footer per path first (seconds for a few hundred files).
+READ_DDL = "source string, record_id bigint, line bigint, header_record_id bigint, timestamp string, fields string"
 
 
 class SparkRunError(RuntimeError):
@@ -162,7 +164,7 @@ def _frames(spark: Any, plan: Plan, broadcast: Any, options: HuntOptions) -> tup
     for paths in (plan.parquet and [os.path.abspath(p) for p in plan.parquet], plan.remote):
         if not paths:
             continue
-        rows = spark.read.parquet(*paths).select(
+        rows = spark.read.schema(READ_DDL).parquet(*paths).select(
             *tasks.EVENT_COLUMNS, F.col("_metadata.file_path").alias("file"), F.col("_metadata.row_index").alias("row")
         )
         if paths is plan.remote:

@@ -65,6 +65,8 @@ def get_session(master: str | None = None) -> Any:
     builder = builder.config("spark.sql.files.ignoreCorruptFiles", "false")
     if local:
         builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+        # The driver has listed the local files already; a Spark job to list them again costs seconds.
+        builder = builder.config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
     session = builder.getOrCreate()
     if local:
         session.sparkContext.setLogLevel("ERROR")
