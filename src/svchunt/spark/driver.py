@@ -161,7 +161,10 @@ def _frames(spark: Any, plan: Plan, broadcast: Any, options: HuntOptions) -> tup
         chunks = spark.createDataFrame(rdd, "rank int, paths array<string>, indexes array<int>")
         frames.append(chunks.mapInArrow(partial(tasks.scan_files, broadcast=broadcast, since=since, until=until), tasks.OUT_DDL))
     remote_files = 0
-    for paths in (plan.parquet and [os.path.abspath(p) for p in plan.parquet], plan.remote):
+    # `file:` + the absolute path, not a bare path: on a cluster a bare path means the default file system
+    # (HDFS, DBFS), and not as_uri(): Hadoop takes the text after the scheme literally, escapes and all.
+    local = ["file:" + os.path.abspath(p) for p in plan.parquet]
+    for paths in (local, plan.remote):
         if not paths:
             continue
         rows = spark.read.schema(READ_DDL).parquet(*paths).select(
