@@ -106,6 +106,20 @@ def test_sigmahq_windows_rules_same_alerts_on_evtx_and_on_parquet(spark, samples
         assert_same(embedded, on_spark)
 
 
+def test_a_dataset_given_as_a_uri_is_listed_and_read_by_spark(spark, lake):
+    from svchunt.spark.driver import is_uri, run_spark_hunt
+
+    assert is_uri("s3a://bucket/lake") and is_uri("dbfs:/lake") and is_uri(f"file:{lake}")
+    assert not is_uri(str(lake)) and not is_uri("C:/logs") and not is_uri("relative/dir")
+    options = HuntOptions(paths=[str(lake)])
+    ruleset = load_ruleset(options)
+    embedded = run_hunt(options, ruleset)
+    by_uri = run_spark_hunt(HuntOptions(paths=[f"file:{lake}"]), ruleset, session=spark)
+    assert [a.to_dict() for a in by_uri.alerts] == [a.to_dict() for a in embedded.alerts]
+    assert by_uri.stats.files == embedded.stats.files == len(list(lake.rglob("*.parquet")))
+    assert by_uri.stats.records_read == embedded.stats.records_read and by_uri.problems == []
+
+
 def test_time_window_counts_and_notes_agree(spark, lake):
     options = HuntOptions(paths=[str(lake)], since="2019-01-01T00:00:00.000000Z", until="2020-06-30T00:00:00.000000Z")
     embedded, on_spark = both(spark, options)

@@ -47,8 +47,9 @@ class SparkRunError(RuntimeError):
 
 
 def is_uri(path: str) -> bool:
+    """`s3a://b/x`, `dbfs:/x`, `file:/x`: a location for Spark to list, not a local path for the driver."""
     scheme = urlparse(path).scheme
-    return len(scheme) >= _MIN_SCHEME and "://" in path or path.startswith("dbfs:/")
+    return len(scheme) >= _MIN_SCHEME and path[len(scheme) :].startswith(":/")
 
 
 @dataclass
@@ -181,7 +182,7 @@ def _collect(frames: list[Any]) -> pa.Table:
     for frame in frames[1:]:
         out = out.unionByName(frame)
     try:
-        table = out.toArrow() if hasattr(out, "toArrow") else pa.Table.from_batches(out._collect_as_arrow())
+        table = out.toArrow()
     except Exception as exc:  # py4j / Spark errors carry the executor's traceback; keep its first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SparkRunError(f"the Spark job failed: {first}") from exc
