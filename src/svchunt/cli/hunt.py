@@ -43,6 +43,9 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--max-rows", type=int, default=30, show_default=True, help="Rows per summary table.")
 @click.option("--summary-json", "summary_path", help="Write the run's counts (files, records, rules, alerts) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on the terminal.")
+@click.option("--engine", type=click.Choice(["embedded", "spark"]), default="embedded", show_default=True,
+              help="Where per-event matching runs: in-process workers, or Apache Spark (docs/spark.md).")
+@click.option("--spark-master", help="Spark master URL for --engine spark (default: spark-submit's, else local[*]).")
 def hunt(
     paths: tuple[str, ...],
     rule_paths: tuple[str, ...],
@@ -63,6 +66,8 @@ def hunt(
     max_rows: int,
     summary_path: str | None,
     quiet: bool,
+    engine: str,
+    spark_master: str | None,
 ) -> None:
     """Hunt service persistence and lateral movement in EVTX / JSON logs (files, folders, .gz, .zip)."""
     from rich.console import Console
@@ -72,6 +77,10 @@ def hunt(
 
     if no_builtin and not rule_paths:
         raise click.UsageError("--no-builtin leaves no rules: pass --rules PATH")
+    if engine != "spark" and spark_master:
+        raise click.UsageError("--spark-master needs --engine spark")
+    if engine == "spark" and workers:
+        raise click.UsageError("--workers is for the embedded engine; Spark's parallelism comes from its master")
     options = HuntOptions(
         paths=list(paths),
         rule_paths=list(rule_paths),
@@ -95,7 +104,10 @@ def hunt(
         sys.exit(2)
 
     started = datetime.now(UTC).isoformat()
-    result = _run_with_progress(options, ruleset, err, quiet)
+    if engine == "spark":
+        result = _run_on_spark(options, ruleset, spark_master, err)
+    else:
+        result = _run_with_progress(options, ruleset, err, quiet)
     finished = datetime.now(UTC).isoformat()
 
     if jsonl_path:
@@ -148,6 +160,21 @@ def _write_summary(result, path: str) -> None:
     }
     with open(path, "wb") as fh:
         fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+def _run_on_spark(options, ruleset, master, err):
+    from rich.markup import escape
+
+    from svchunt.spark.driver import SparkRunError, run_spark_hunt
+    from svchunt.spark.session import SparkUnavailable
+
+    try:
+        return run_spark_hunt(options, ruleset, master=master)
+    except SparkUnavailable as exc:
+        raise click.UsageError(f"--engine spark: {exc}") from exc
+    except SparkRunError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        sys.exit(1)
 
 
 def _run_with_progress(options, ruleset, err, quiet):
