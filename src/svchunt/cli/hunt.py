@@ -47,6 +47,9 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--ecs", "ecs_path", help="Write the alerts as ECS documents (Elastic / OpenSearch), JSON lines, to FILE.")
 @click.option("--timeline/--no-timeline", default=None, help="Show the per-alert timeline on the terminal (default: when at most 200 alerts).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on the terminal.")
+@click.option("--engine", type=click.Choice(["embedded", "spark"]), default="embedded", show_default=True,
+              help="Where per-event matching runs: in-process workers, or Apache Spark (docs/spark.md).")
+@click.option("--spark-master", help="Spark master URL for --engine spark (default: spark-submit's, else local[*]).")
 def hunt(
     paths: tuple[str, ...],
     rule_paths: tuple[str, ...],
@@ -71,6 +74,8 @@ def hunt(
     ecs_path: str | None,
     timeline: bool | None,
     quiet: bool,
+    engine: str,
+    spark_master: str | None,
 ) -> None:
     """Hunt service persistence and lateral movement in EVTX / JSON logs (files, folders, .gz, .zip)."""
     from rich.console import Console
@@ -80,6 +85,10 @@ def hunt(
 
     if no_builtin and not rule_paths:
         raise click.UsageError("--no-builtin leaves no rules: pass --rules PATH")
+    if engine != "spark" and spark_master:
+        raise click.UsageError("--spark-master needs --engine spark")
+    if engine == "spark" and workers:
+        raise click.UsageError("--workers is for the embedded engine; Spark's parallelism comes from its master")
     if timesketch_path:
         from svchunt.outputs.timesketch import timeline_format
 
@@ -108,7 +117,10 @@ def hunt(
         sys.exit(2)
 
     started = datetime.now(UTC).isoformat()
-    result = _run_with_progress(options, ruleset, err, quiet)
+    if engine == "spark":
+        result = _run_on_spark(options, ruleset, spark_master, err)
+    else:
+        result = _run_with_progress(options, ruleset, err, quiet)
     finished = datetime.now(UTC).isoformat()
 
     from svchunt.correlate.incidents import build_incidents
@@ -204,6 +216,21 @@ def _write_summary(result, path: str, incidents=()) -> None:
     }
     with open(path, "wb") as fh:
         fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+def _run_on_spark(options, ruleset, master, err):
+    from rich.markup import escape
+
+    from svchunt.spark.driver import SparkRunError, run_spark_hunt
+    from svchunt.spark.session import SparkUnavailable
+
+    try:
+        return run_spark_hunt(options, ruleset, master=master)
+    except SparkUnavailable as exc:
+        raise click.UsageError(f"--engine spark: {exc}") from exc
+    except SparkRunError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        sys.exit(1)
 
 
 def _run_with_progress(options, ruleset, err, quiet):
