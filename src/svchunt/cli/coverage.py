@@ -33,7 +33,7 @@ def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
               help="Also write an ATT&CK Navigator layer of the techniques the loaded rules cover.")
 def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markdown: bool,
              navigator_path: str | None) -> None:
-    """Show which brief item each rule, correlation and audit check implements, and where it was tested.
+    """Show which detection item each rule, correlation and audit check implements, and where it was tested.
 
     A rule listed for an item either claims it (its alerts assert that the item happened) or is a building
     block of it (marked "building block": it feeds a correlation or names a lead, never the verdict).
@@ -66,7 +66,7 @@ def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markd
         for rule_id, bad in typos.items():
             click.echo(f"warning: rule {rule_id} covers unknown item(s): {', '.join(bad)}", err=True)
     if missing:
-        click.echo(f"uncovered brief items: {', '.join(missing)}", err=True)
+        click.echo(f"uncovered items: {', '.join(missing)}", err=True)
         sys.exit(1)
 
 
