@@ -47,9 +47,6 @@ PLANTED = {  # service -> (its tool items: at least one is claimed, nothing outs
 
 # Content rules known to claim another tool's item (the content's claims are reworked on another branch). The
 # assertion stays; while one of these is the only offender the test is an expected failure, naming the rule.
-KNOWN_OVER_CLAIMS = {"PSEXESVC": {"svc_install_psexec_like_system"}}  # claims PT-CR-226 (Impacket) beside PsExec
-
-
 @pytest.fixture(scope="module")
 def planted_hive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("hivexregedit") is None:
@@ -94,8 +91,6 @@ def test_planted_service_gets_no_other_tools_item(planted: AuditResult, service:
     [attribution] = _by(planted, service, "attribution")
     offenders = {rule["name"]: sorted(set(rule["claims"]) & TOOL_ITEMS - allowed) for rule in attribution.extra["rules"]
                  if set(rule["claims"]) & TOOL_ITEMS - allowed}
-    if offenders and set(offenders) <= KNOWN_OVER_CLAIMS.get(service, set()):
-        pytest.xfail(f"content over-claims: {offenders} (to be fixed by the content claims rework)")
     assert not offenders, f"{service}: hunt rules claim other tools' items: {offenders}"
 
 

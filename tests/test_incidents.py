@@ -66,13 +66,13 @@ def test_examples_one_incident_per_attack(ruleset):
         return frozenset(out)
 
     expected = {
-        story("FS01.corp.example.org"),  # PsExec: ADMIN$ copy, svcctl, 7045, Sysmon 13/1/17 — all 18 alerts
+        story("FS01.corp.example.org"),  # PsExec: ADMIN$ copy, svcctl, 7045, Sysmon 13/1/17 — all 20 alerts
         story("APP07.corp.example.org", service="btobto"),  # Impacket smbexec
         story("APP07.corp.example.org", service="updatersvc"),  # service planted in C:\Users\Public (+ burst)
         story("WS12.corp.example.org", service="ahxkrbwq"),  # Cobalt Strike-style ADMIN$ service
         story("WS12.corp.example.org", service="gigabyte driver"),  # driver from a temp folder
     }
-    assert len(story("FS01.corp.example.org")) == 18
+    assert len(story("FS01.corp.example.org")) == 20
     assert _membership(incidents) == expected
     assert sum(len(i.alert_ids) for i in incidents) == len(alerts)
 

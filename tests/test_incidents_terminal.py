@@ -41,11 +41,11 @@ def test_incidents_first_then_timeline_with_titles_and_telling_fields(examples, 
     timeline = text[text.index("Timeline") : text.index("Alerts by level")]
     flat = re.sub(r"\s+", "", timeline)  # narrow consoles fold long cells over lines
     # One row per alert, the rule's title (not its id) and the field that tells what happened.
-    assert "PsExec-stylenamedpipe" in flat and "5d8e2f31-9a4c" not in timeline
+    assert "SysinternalsPsExecnamedpipe" in flat and "5d8e2f31-9a4c" not in timeline
     for telling in ("PipeName:\\PSEXESVC-WS12-4412-stdin", "ImagePath:%SystemRoot%\\PSEXESVC.exe",
                     "RelativeTargetName:\\\\*\\ADMIN$\\PSEXESVC.exe", "TargetFilename:C:\\Windows\\PSEXESVC.exe"):  # fmt: skip
         assert telling in flat, telling
-    assert timeline.count("#3") == 18  # every FS01 alert points at the PsExec incident
+    assert timeline.count("#3") == 20  # every FS01 alert points at the PsExec incident
     assert "out/report.html" in text
 
 

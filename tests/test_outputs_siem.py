@@ -114,7 +114,7 @@ def test_timesketch_jsonl_has_required_fields_and_sorted_times(tmp_path, example
         assert row["timestamp"] == int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
     assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
     pipe = next(r for r in rows if r.get("detail_field") == "PipeName")
-    assert pipe["message"].startswith("[medium] PsExec-style named pipe") and "\\PSEXESVC" in pipe["message"]
+    assert pipe["message"].startswith("[high] Sysinternals PsExec named pipe") and "\\PSEXESVC" in pipe["message"]
     assert pipe["incident_title"].startswith("Sysinternals PsExec remote execution")
     assert pipe["hostname"] == "FS01.corp.example.org"
 

@@ -349,7 +349,7 @@ def test_example_logs_report_cards(driver, tmp_path):
     cards = _cards(driver)
     assert len(cards) == 5 and sum(c["steps"] for c in cards) == len(result.alerts)
     psexec = next(c for c in cards if "PsExec" in c["title"])
-    assert psexec["steps"] == 18 and "10.20.4.17 (WS12)" in psexec["title"]
+    assert psexec["steps"] == 20 and "10.20.4.17 (WS12)" in psexec["title"]
     pipes = driver.execute_script(
         "return Array.from(document.querySelectorAll('#incident-cards .telling')).map(t => t.textContent)"
         ".filter(t => t.startsWith('PipeName: '))"
