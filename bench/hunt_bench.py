@@ -14,7 +14,7 @@ from the kernel (getrusage of children), for the 5× and 10× corpus, to show it
 The machine is shared and noisy: each configuration is measured as R alternating pairs (parse floor,
 hunt) and the median of the per-pair ratios is reported, with the spread.
 
-Usage: python bench/hunt_bench.py [--repeat 10] [--pairs 3] [--shared ../shared/data] [--workers N]
+Usage: python bench/hunt_bench.py [--repeat 10] [--pairs 3] [--shared ../shared/data] [--workers N] [--configs bcd]
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--pairs", type=int, default=3, help="alternating (floor, hunt) measurements per config")
+    ap.add_argument("--configs", default="bcd", help="which hunt configurations to run, e.g. d for the default hunt only")
     args = ap.parse_args()
     shared = Path(args.shared)
     samples = shared / "evtx-attack-samples"
@@ -130,6 +131,8 @@ def main() -> None:
             ("(d) built-in content (default hunt)", []),
         ]
         for label, rule_args in configs:
+            if label[1] not in args.configs:
+                continue
             # The first run compiles the rules (start-up uncached); later ones hit the cache.
             cold, _, _ = run_hunt([str(small)], rule_args, args.workers, cache)
             ratios, rates, warms = [], [], []

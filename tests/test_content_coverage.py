@@ -76,3 +76,18 @@ def test_markdown_table_lists_every_item():
         line for line in result.output.splitlines() if line.startswith("| ") and not line.startswith("| Item")
     ]
     assert [line.split(" | ")[0][2:] for line in lines] == list(BRIEF_IDS)
+
+
+def test_rows_name_the_item_in_words_and_tell_claims_from_building_blocks():
+    doc = json.loads(_run("--json").output)
+    items = {row["item"]: row for row in doc["items"]}
+    assert items["PT-CR-589"]["title"] == "Sysinternals PsExec remote execution"
+    roles = {r["name"]: r["role"] for r in items["PT-CR-589"]["rules"]}
+    assert roles["svc_install_psexec_system"] == "claims"
+    assert roles["share_admin_executable_write"] == "contributes"  # an ADMIN$ write is no PsExec verdict
+    for item, row in items.items():
+        if not item.startswith("M"):  # every log-observable item has rules whose alerts assert it
+            assert row["claimed"], f"{item} is only built from building blocks"
+    markdown = _run("--markdown").output
+    assert "| PT-CR-589 | Sysinternals PsExec remote execution |" in markdown
+    assert "`share_admin_executable_write` (building block)" in markdown

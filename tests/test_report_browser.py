@@ -97,6 +97,14 @@ def test_renders_summary_timeline_rows_and_screenshot(driver, sample_report, tmp
     assert marks["WS02.corp.local"] == [("lvl-low", 1, 1)]
     assert marks[synthetic.HOSTILE_HOST] == [("lvl-low", 1, 1)]
     assert "1 alert(s) without a timestamp" in driver.find_element("id", "timeline-note").text
+    # Each host's incidents are spans on its row: DC01 has the one critical story.
+    spans = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#timeline .tl-row')).map(r => [r.dataset.host,"
+        " Array.from(r.querySelectorAll('rect.inc-span')).map(x => x.getAttribute('class'))])"
+    )
+    spans = dict(spans)
+    assert spans["DC01.corp.local"] == ["inc-span lvl-critical"]
+    assert sorted(spans["WS01.corp.local"]) == ["inc-span lvl-high", "inc-span lvl-medium"]
     cards = driver.find_element("id", "cards").text
     assert "25311" in cards and "records skipped" in cards
     assert driver.find_element("id", "audit").is_displayed()
@@ -168,8 +176,10 @@ def test_correlation_chain_in_time_order(driver, sample_report):
 def test_hostile_strings_are_text_and_nothing_runs(driver, sample_report):
     _open(driver, sample_report)
     driver.get_log("browser")  # drop anything logged before this page
-    # Open every alert so that all event fields are in the DOM.
+    # Open every alert and every incident card so that all event fields are in the DOM.
     driver.execute_script("document.querySelectorAll('#alert-rows tr.alert-row').forEach(tr => tr.click())")
+    driver.execute_script("document.querySelectorAll('#incident-cards .inc-head').forEach(h => h.click())")
+    assert driver.execute_script("return document.querySelectorAll('#incident-cards .step-row').length") == 7
     text = driver.execute_script("return document.querySelector('main').textContent")
     for hostile in synthetic.HOSTILE:
         assert hostile in text, hostile
@@ -247,3 +257,102 @@ def test_audit_only_report(driver, tmp_path):
     )
     assert cells == [synthetic.XSS_SVG, synthetic.XSS_LINK, "image path in user folder"]
     assert driver.execute_script("return window.__hits") == []
+
+
+# ---------------------------------------------------------------- incident cards
+def _cards(driver) -> list[dict]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#incident-cards .incident')).map(c => ({id: c.dataset.id,"
+        " level: c.dataset.level, title: c.querySelector('.inc-title').textContent,"
+        " open: !c.querySelector('.inc-body').classList.contains('hidden'),"
+        " steps: c.querySelectorAll('.step-row').length}))"
+    )
+
+
+def test_incident_cards_first_sorted_and_expanding(driver, sample_report):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from svchunt.correlate.incidents import build_incidents
+
+    _open(driver, sample_report)
+    expected = build_incidents(synthetic.sample_result().alerts)
+    # The incidents section comes before every other section of the page.
+    first = driver.execute_script("return document.querySelector('main section').id")
+    assert first == "incidents"
+    cards = _cards(driver)
+    assert [c["id"] for c in cards] == [i.incident_id for i in expected]
+    rank = ["informational", "low", "medium", "high", "critical"]
+    levels = [rank.index(c["level"]) for c in cards]
+    assert levels == sorted(levels, reverse=True) and cards[0]["level"] == "critical"
+    assert not any(c["open"] for c in cards) and all(c["steps"] == 0 for c in cards)  # steps built on open
+    # The critical DC01 story: logon, install, execution chain plus the 4697 alert, two steps.
+    head = driver.find_elements(By.CSS_SELECTOR, "#incident-cards .inc-head")[0]
+    head.click()
+    card = _cards(driver)[0]
+    assert card["open"] and card["steps"] == 2
+    steps = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#incident-cards .incident')[0].querySelectorAll('.step-row'))"
+        ".map(li => [li.querySelector('.step-title').textContent, (li.querySelector('.telling') || {}).textContent])"
+    )
+    assert steps == [
+        ["Service installed with cmd.exe /c", "ServiceFileName: cmd.exe /c powershell -enc SQBFAFgA"],
+        ["Remote logon then service install then execution", "ImagePath: cmd.exe /c powershell -enc SQBFAFgA"],
+    ]
+    facts = driver.find_elements(By.CSS_SELECTOR, "#incident-cards .inc-facts")[0].text
+    assert "10.0.0.66" in facts and "svc_upd" in facts and "DC01.corp.local" in facts
+    head.click()
+    assert not _cards(driver)[0]["open"]
+    # Keyboard: Enter on a focused card opens it too.
+    second = driver.find_elements(By.CSS_SELECTOR, "#incident-cards .inc-head")[1]
+    second.send_keys(Keys.ENTER)
+    assert _cards(driver)[1]["open"] and _cards(driver)[1]["steps"] == len(expected[1].alert_ids)
+    # "show these alerts" filters the alert list to the incident's steps.
+    head.click()
+    driver.find_elements(By.CSS_SELECTOR, "#incident-cards .inc-filter")[0].click()
+    assert _rows(driver) == 2
+    assert driver.find_element(By.ID, "count").text == "2 of 7 alerts"
+    incident_cells = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#alert-rows td.inc')).map(td => td.textContent)"
+    )
+    assert incident_cells == ["#1", "#1"]
+
+
+def test_correlation_group_shown_as_fields(driver, sample_report):
+    _open(driver, sample_report)
+    driver.execute_script(
+        "Array.from(document.querySelectorAll('#alert-rows tr.alert-row'))"
+        ".find(tr => tr.textContent.includes('Remote logon then')).click()"
+    )
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#alert-rows tr.detail table.kv')[0].rows)"
+        ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"
+    )
+    meta = dict(rows)
+    assert meta["group: Computer"] == "DC01.corp.local"
+    assert meta["correlation: timespan"] == "5m"
+    assert not any(v.startswith("{") for v in meta.values())  # no raw JSON
+    assert meta["incident"].startswith("#1 ")
+
+
+def test_example_logs_report_cards(driver, tmp_path):
+    from conftest import REPO
+
+    from svchunt.engine.hunt import HuntOptions, run_hunt
+
+    result = run_hunt(HuntOptions(paths=[str(REPO / "examples")], workers=1))
+    path = tmp_path / "examples.html"
+    html_report.write_html(str(path), result)
+    driver.get_log("browser")  # drop anything logged by earlier pages
+    _open(driver, path)
+    driver.execute_script("document.querySelectorAll('#incident-cards .inc-head').forEach(h => h.click())")
+    cards = _cards(driver)
+    assert len(cards) == 5 and sum(c["steps"] for c in cards) == len(result.alerts)
+    psexec = next(c for c in cards if "PsExec" in c["title"])
+    assert psexec["steps"] == 20 and "10.20.4.17 (WS12)" in psexec["title"]
+    pipes = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#incident-cards .telling')).map(t => t.textContent)"
+        ".filter(t => t.startsWith('PipeName: '))"
+    )
+    assert "PipeName: \\PSEXESVC-WS12-4412-stdin" in pipes
+    assert _severe_logs(driver) == []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from svchunt.audit import sddl
+from svchunt.audit import acl_words, sddl
 from svchunt.audit.findings import Finding
 from svchunt.audit.inventory import ServiceEntry
+from svchunt.audit.stock import StockList, StockService, load_stock
 
 A = sddl.SID_ALIASES
 # Tokens of the people who look for services: an elevated admin, an interactive user, a service account.
@@ -18,11 +19,10 @@ NON_ADMIN = {A["WD"], A["AU"], A["BU"], A["IU"], A["AN"], A["BG"], A["NU"], A["A
 _DOMAIN_NON_ADMIN = re.compile(r"^S-1-5-21-\d+-\d+-\d+-(513|514|515|\d{4,})$")
 
 CHANGE_RIGHTS = sddl.SERVICE_CHANGE_CONFIG | sddl.WRITE_DAC | sddl.WRITE_OWNER
-START_RIGHTS = sddl.SERVICE_START
 HIDE_RIGHTS = sddl.SERVICE_QUERY_STATUS | sddl.SERVICE_QUERY_CONFIG
 
 
-def _is_non_admin(sid: str) -> bool:
+def is_non_admin(sid: str) -> bool:
     return sid in NON_ADMIN or bool(_DOMAIN_NON_ADMIN.match(sid))
 
 
@@ -59,35 +59,59 @@ def check_hidden(entry: ServiceEntry) -> list[Finding]:
     return out
 
 
-def check_weak(entry: ServiceEntry) -> list[Finding]:
+def _stock_reference(stock_entry: StockService | None) -> str:
+    if stock_entry is not None:
+        return f"the stock DACL of the Windows service {stock_entry.name}"
+    return "the DACL the SCM gives a new service (non-administrators may only query it)"
+
+
+def check_weak(entry: ServiceEntry, stock: StockList | None = None) -> list[Finding]:
+    """Rights non-administrators hold beyond what a stock install grants them for this service.
+
+    The reference is the service's own entry in the stock baseline when it is a Windows service, else the SCM's
+    default descriptor: a stock install stays quiet, a loosened DACL (sc sdset, an installer) stands out.
+    """
     sd = entry.security
     if sd is None:
         return []
     if sd.dacl_present and sd.dacl is None:
-        return [Finding("weak-permissions", "critical", "service has a NULL DACL", ("M1018",), entry.name,
-                        _security_key(entry), "Security", entry.sddl,
-                        "no DACL: everyone has full control, including changing the binary path", [entry.control_set])]
-    changers: dict[str, str] = {}
-    starters: dict[str, str] = {}
+        return [Finding("weak-permissions", "critical", "Everyone has full control of the service (NULL DACL)", ("M1018",),
+                        entry.name, _security_key(entry), "Security", entry.sddl,
+                        "the descriptor has no DACL: anyone can change the configuration, including the program it "
+                        "runs", [entry.control_set])]
+    stock_entry = (stock or load_stock()).get(entry.name, entry.type)
+    allowed = stock_entry.permissions if stock_entry is not None else {}
+    changers: dict[str, int] = {}
+    starters: dict[str, int] = {}
     for ace in sd.dacl or []:
-        if not ace.is_allow or ace.inherit_only or not _is_non_admin(ace.sid):
+        if not ace.is_allow or ace.inherit_only or not is_non_admin(ace.sid):
             continue
-        granted = sddl.effective_access(sd, {ace.sid})
-        name = sddl.sid_to_sddl(ace.sid)
-        if granted & CHANGE_RIGHTS:
-            changers[name] = sddl.rights_to_sddl(granted & (CHANGE_RIGHTS | sddl.SERVICE_START | sddl.SERVICE_STOP))
-        elif granted & START_RIGHTS:
-            starters[name] = sddl.rights_to_sddl(granted & (sddl.SERVICE_START | sddl.SERVICE_STOP))
+        granted = sddl.effective_access(sd, {ace.sid}) & acl_words.WORDED_RIGHTS
+        extra = granted & ~allowed.get(ace.sid, 0)
+        if extra & CHANGE_RIGHTS:
+            changers[ace.sid] = granted
+        elif extra:
+            starters[ace.sid] = granted
     out = []
-    if changers:
-        out.append(Finding("weak-permissions", "high", "non-administrators can reconfigure the service", ("M1018",),
-                           entry.name, _security_key(entry), "Security", entry.sddl,
-                           "DACL grants " + ", ".join(f"{k}: {v}" for k, v in sorted(changers.items())) +
-                           " (change config / write DAC / write owner = run any binary as the service account)",
-                           [entry.control_set], {"principals": changers}))
-    if starters:
-        out.append(Finding("weak-permissions", "low", "non-administrators can start the service", ("M1018",),
-                           entry.name, _security_key(entry), "Security", entry.sddl,
-                           "DACL grants " + ", ".join(f"{k}: {v}" for k, v in sorted(starters.items())),
-                           [entry.control_set], {"principals": starters}))
+    account = entry.object_name or "LocalSystem"
+    reference = _stock_reference(stock_entry)
+    # Start/stop rights on a Windows service were loosened from what Windows ships (sc sdset): low. On another
+    # vendor's service they are that vendor's choice and run only its own program: info.
+    start_severity = "low" if stock_entry is not None else "info"
+    for group, severity, consequence in (
+        (changers, "high", f"changing the configuration, or the permissions or owner that allow it, chooses the "
+                           f"program it runs as {account}"),
+        (starters, start_severity, "starting or stopping runs or halts its own program: it does not choose what "
+                                   "runs"),
+    ):
+        if not group:
+            continue
+        sentences = [acl_words.grant_sentence(sid, mask) for sid, mask in sorted(group.items())]
+        title = "; ".join(sentences)
+        principals = {sddl.sid_to_sddl(sid): sddl.rights_to_sddl(mask) for sid, mask in sorted(group.items())}
+        stock_rights = {sddl.sid_to_sddl(sid): sddl.rights_to_sddl(allowed[sid] & acl_words.WORDED_RIGHTS)
+                        for sid in group if allowed.get(sid, 0) & acl_words.WORDED_RIGHTS}
+        out.append(Finding("weak-permissions", severity, title, ("M1018",), entry.name, _security_key(entry),
+                           "Security", entry.sddl, f"{title} ({consequence}); this departs from {reference}",
+                           [entry.control_set], {"principals": principals, "stock_rights": stock_rights}))
     return out

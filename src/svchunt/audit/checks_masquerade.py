@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
-
 from svchunt.audit.findings import Finding
 from svchunt.audit.inventory import ServiceEntry
+from svchunt.audit.stock import StockList, deletions, load_stock, stock_key
 
 COVERS = ("SEED.masquerade", "DS0019.creation", "M1047")
+# Shorter names (Ntfs/Npfs, Beep) are one edit from each other by chance.
 MIN_NAME_LENGTH = 5
 # Core processes whose name alone is worth checking wherever they sit (Program Files included).
 CORE_BINARIES = {"svchost.exe", "lsass.exe", "services.exe", "csrss.exe", "winlogon.exe", "smss.exe", "wininit.exe",
                  "spoolsv.exe", "explorer.exe", "lsm.exe", "taskhost.exe", "taskhostw.exe", "dllhost.exe", "conhost.exe",
                  "rundll32.exe", "cmd.exe"}
 # Where a genuine-looking binary is still suspicious: vendors install into Program Files, Windows into System32.
-SUSPECT_LOCATIONS = {"user-writable", "network", "other", "windows-root", "relative", "windows-other"}  # shorter names (Ntfs/Npfs, Beep) are one edit from each other by chance
-
-
-@dataclass(slots=True)
-class WindowsList:
-    names: dict[str, dict] = field(default_factory=dict)  # lower name -> {name, display_names, images}
-    display_names: dict[str, str] = field(default_factory=dict)  # lower display name -> service name
-    binaries: dict[str, set[str]] = field(default_factory=dict)  # lower basename -> lower folders
-    deletes: dict[str, set[str]] = field(default_factory=dict)  # deletion neighbourhood -> names
-
-
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
-@lru_cache(maxsize=1)
-def load_windows_list() -> WindowsList:
-    data = json.loads(resources.files("svchunt.data").joinpath("windows_services.json").read_text("utf-8"))
-    out = WindowsList()
-    for key, item in data["services"].items():
-        out.names[key] = item
-        for display in item["display_names"]:
-            out.display_names.setdefault(display.lower(), item["name"])
-        for variant in _deletions(key) | {key}:
-            out.deletes.setdefault(variant, set()).add(key)
-    out.binaries = {k: set(v) for k, v in data["binaries"].items()}
-    return out
+SUSPECT_LOCATIONS = {"user-writable", "network", "other", "windows-root", "relative", "windows-other"}
 
 
 def edit_distance_le1(a: str, b: str) -> bool:
@@ -63,23 +34,25 @@ def edit_distance_le1(a: str, b: str) -> bool:
     return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))
 
 
-def near_names(name: str, windows: WindowsList) -> list[str]:
+def near_names(name: str, windows: StockList) -> list[str]:
     key = name.lower()
     candidates: set[str] = set()
-    for variant in _deletions(key) | {key}:
+    for variant in deletions(key) | {key}:
         candidates |= windows.deletes.get(variant, set())
-    return sorted(windows.names[c]["name"] for c in candidates if c != key and edit_distance_le1(key, c))
+    return sorted(windows.services[c].name for c in candidates if c != key and edit_distance_le1(key, c))
 
 
-def check_masquerade(entry: ServiceEntry, windows: WindowsList | None = None) -> list[Finding]:
-    windows = windows or load_windows_list()
+def check_masquerade(entry: ServiceEntry, windows: StockList | None = None) -> list[Finding]:
+    windows = windows or load_stock()
     out: list[Finding] = []
+    if not entry.runnable:
+        return out  # a key without Type never starts: there is nothing to pass off as Windows
     image = entry.image_path
     path = (image.path or "").lower() if image else ""
     base = image.basename.lower() if image else ""
     folder = path.rpartition("\\")[0]
-    key = entry.name.lower()
-    known = windows.names.get(key)
+    key = stock_key(entry.name, entry.type)
+    known = windows.services.get(key)
 
     location = image.location if image else "none"
     wrong_folder = base and windows.binaries.get(base) and folder and folder not in windows.binaries[base]
@@ -88,15 +61,19 @@ def check_masquerade(entry: ServiceEntry, windows: WindowsList | None = None) ->
                            entry.key_path, "ImagePath", image.raw if image else None,
                            f"{base} belongs in {', '.join(sorted(windows.binaries[base]))}, this one is in {folder}",
                            [entry.control_set]))
-    if known is not None and image is not None and location in SUSPECT_LOCATIONS:
+    if known is not None and image is not None and location in SUSPECT_LOCATIONS and path not in known.paths:
         out.append(Finding("masquerade", "high", "Windows service name with a non-system binary", COVERS, entry.name,
                            entry.key_path, "ImagePath", image.raw,
-                           f"{known['name']} is a Windows service whose binary is "
-                           f"{', '.join(known['images'][:2])}; this one points to {image.path}", [entry.control_set]))
-    if known is None and len(key) >= MIN_NAME_LENGTH:
-        near = near_names(entry.name, windows)
+                           f"{known.name} is a Windows service whose binary is "
+                           f"{', '.join(known.paths[:2])}; this one points to {image.path}", [entry.control_set]))
+    if known is not None:
+        return out  # a stock name with its own display name: the similarity checks below are about other names
+    if len(key) >= MIN_NAME_LENGTH:
+        near = near_names(key, windows)
         if near:
-            severity = "medium" if location in SUSPECT_LOCATIONS else "low"
+            # A sibling name whose binary also sits among Windows' own (LSI_SAS3 next to LSI_SAS2, WfpLwf next to
+            # WfpLwfs) is how Windows names families of components; imitations live elsewhere.
+            severity = "medium" if location in SUSPECT_LOCATIONS else "info" if location == "system" else "low"
             out.append(Finding("masquerade", severity, "service name one edit away from a Windows service", COVERS,
                                entry.name, entry.key_path, None, entry.name,
                                f"{entry.name!r} differs by one character from {', '.join(near)}",

@@ -7,6 +7,7 @@ import re
 from svchunt.audit.findings import Finding
 from svchunt.audit.inventory import ServiceEntry
 from svchunt.audit.paths import LOOPBACK_HOSTS, ResolvedPath, interception_points, unc_parts
+from svchunt.audit.stock import StockList, load_stock
 
 _SHELL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("cmd /c or /k", re.compile(r"(^|[\\\s\"'])cmd(\.exe)?[\"']?\s+(/\w+\s+)*/[ck]\b", re.IGNORECASE)),
@@ -23,6 +24,9 @@ _SHELL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 COVERS_LOCATION = ("PT-CR-257", "DS0019.creation", "M1047")
+# A shell command line is no one tool's mark (smbexec, psexec_psh, getsystem all use one): the tool is named by the
+# attribution check, from the hunt rules.
+SHELL_COVERS = ("PT-CR-257", "DS0009.services-cmd", "DS0019.creation", "M1047")
 
 
 def _location_finding(entry: ServiceEntry, resolved: ResolvedPath, value_name: str, key_path: str) -> Finding | None:
@@ -66,14 +70,15 @@ def _location_finding(entry: ServiceEntry, resolved: ResolvedPath, value_name: s
     return None
 
 
-def check_location(entry: ServiceEntry) -> list[Finding]:
+def check_location(entry: ServiceEntry, stock: StockList | None = None) -> list[Finding]:
     out = []
-    if entry.image_path is not None:
-        found = _location_finding(entry, entry.image_path, "ImagePath", entry.key_path)
-        if found:
-            out.append(found)
-    if entry.service_dll is not None:
-        found = _location_finding(entry, entry.service_dll, "ServiceDll", entry.service_dll_key or entry.key_path)
+    stock_entry = (stock or load_stock()).get(entry.name, entry.type)
+    stock_paths = set(stock_entry.paths) if stock_entry is not None else set()
+    for role, resolved, key_path in (("ImagePath", entry.image_path, entry.key_path),
+                                     ("ServiceDll", entry.service_dll, entry.service_dll_key or entry.key_path)):
+        if resolved is None or (resolved.path or "").lower() in stock_paths:
+            continue  # absent, or exactly where Windows puts this service's binary (WinHttpAutoProxySvc: winhttp.dll)
+        found = _location_finding(entry, resolved, role, key_path)
         if found:
             out.append(found)
     return out
@@ -90,9 +95,9 @@ def check_shell(entry: ServiceEntry) -> list[Finding]:
     if not markers:
         return []
     return [Finding("shell-command", "high", "service command runs a shell or script host",
-                    ("PT-CR-257", "PT-CR-217", "DS0019.creation", "M1047"), entry.name, entry.key_path, "ImagePath",
-                    entry.image_path.raw, "ImagePath is a command line using " + ", ".join(markers),
-                    [entry.control_set], {"markers": markers})]
+                    SHELL_COVERS, entry.name, entry.key_path, "ImagePath", entry.image_path.raw,
+                    "ImagePath is a command line using " + ", ".join(markers), [entry.control_set],
+                    {"markers": markers})]
 
 
 def check_unquoted(entry: ServiceEntry) -> list[Finding]:

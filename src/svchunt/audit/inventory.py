@@ -41,6 +41,7 @@ class ServiceEntry:
     key_path: str
     last_write: str | None
     display_name: str | None = None
+    description: str | None = None
     type: int | None = None
     start: int | None = None
     image_path: ResolvedPath | None = None
@@ -58,6 +59,11 @@ class ServiceEntry:
     @property
     def is_driver(self) -> bool:
         return self.type is not None and bool(self.type & 0x3) and not self.type & 0x30
+
+    @property
+    def runnable(self) -> bool:
+        """A key the SCM can start: it has a Type. Keys without one are leftovers or parameter-only keys."""
+        return self.type is not None
 
     @property
     def type_name(self) -> str | None:
@@ -82,6 +88,7 @@ class ServiceEntry:
             "key_path": self.key_path,
             "last_write": self.last_write,
             "display_name": self.display_name,
+            "description": self.description,
             "type": self.type,
             "type_name": self.type_name,
             "start": self.start,
@@ -144,6 +151,7 @@ def control_sets(source: RegistrySource) -> tuple[list[str], str | None]:
 def read_service(source: RegistrySource, control_set: str, view: KeyView) -> ServiceEntry:
     entry = ServiceEntry(control_set=control_set, name=view.name, key_path=view.path, last_write=view.last_write)
     entry.display_name = _text(view.get("DisplayName"))
+    entry.description = _text(view.get("Description"))
     entry.type = _int(view.get("Type"))
     entry.start = _int(view.get("Start"))
     entry.object_name = _text(view.get("ObjectName"))

@@ -13,6 +13,7 @@ HASH_COLUMNS = {
     "sha256": ("KnownVulnerableSamples_SHA256", "KnownVulnerableSamples_Authentihash_SHA256"),
 }
 _HEX = re.compile(r"\b[0-9a-fA-F]{32,64}\b")
+_HASH_ONLY = re.compile(r"^[0-9a-f]{32,64}$")
 
 
 @dataclass(slots=True, frozen=True)
@@ -26,6 +27,7 @@ class LolDriver:
 class LolDrivers:
     path: str
     by_hash: dict[str, LolDriver] = field(default_factory=dict)
+    by_name: dict[str, list[LolDriver]] = field(default_factory=dict)  # lower file name -> entries tagged with it
     rows: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -35,6 +37,30 @@ class LolDrivers:
             if value and value.lower() in self.by_hash:
                 return algo, self.by_hash[value.lower()]
         return None
+
+    def lookup_name(self, file_name: str) -> list[LolDriver]:
+        """Entries whose Tags name this driver file. Weaker than a hash: a listed name may be a fixed version."""
+        return self.by_name.get(file_name.lower(), [])
+
+    def add_name(self, tag: str, entry: LolDriver) -> None:
+        name = tag.strip().lower()
+        if not name or _HASH_ONLY.match(name):
+            return
+        if "." not in name:
+            name += ".sys"  # some entries tag the bare driver name (WinRing0x64)
+        listed = self.by_name.setdefault(name, [])
+        if entry not in listed:
+            listed.append(entry)
+
+
+def from_names(names: list[str], label: str) -> LolDrivers:
+    """A name-only list (the content's svchunt_vulnerable_driver_names) for when no LOLDrivers CSV is at hand."""
+    out = LolDrivers(label)
+    for value in names:
+        name = value.strip().lstrip("\\*")
+        out.add_name(name, LolDriver("", "vulnerable driver", name))
+        out.rows += 1
+    return out
 
 
 def default_path() -> Path:
@@ -52,6 +78,8 @@ def load(path: str | Path) -> LolDrivers:
         for line, row in enumerate(reader, start=2):
             out.rows += 1
             entry = LolDriver(row.get("Id", ""), row.get("Category", ""), row.get("Tags", ""))
+            for tag in (row.get("Tags") or "").split(","):
+                out.add_name(tag, entry)
             for columns in HASH_COLUMNS.values():
                 for column in columns:
                     for value in _HEX.findall(row.get(column) or ""):

@@ -7,23 +7,45 @@ from typing import Any
 
 import orjson
 
-from svchunt.audit.findings import SEVERITY_RANK
+from svchunt.audit.findings import SEVERITIES, SEVERITY_RANK, Finding
 from svchunt.audit.runner import AuditResult
+from svchunt.outputs.sanitize import terminal_text
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
-def audit_to_dict(result: AuditResult) -> dict[str, Any]:
-    counts: dict[str, int] = {}
+def severity_counts(result: AuditResult) -> dict[str, int]:
+    """Findings per severity, most severe first, every severity present (0 included)."""
+    counts = {name: 0 for name in reversed(SEVERITIES)}
     for finding in result.findings:
-        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+        counts[finding.severity] += 1
+    return counts
+
+
+def check_counts(result: AuditResult) -> dict[str, dict[str, int]]:
+    """Findings per check and severity; checks ordered by their most severe finding, then by count."""
+    table: dict[str, dict[str, int]] = {}
+    for finding in result.findings:
+        row = table.setdefault(finding.check, {})
+        row[finding.severity] = row.get(finding.severity, 0) + 1
+
+    def order(item: tuple[str, dict[str, int]]) -> tuple:
+        check, row = item
+        return (-max(SEVERITY_RANK[s] for s in row), -sum(row.values()), check)
+
+    return {check: {s: row[s] for s in reversed(SEVERITIES) if s in row} for check, row in sorted(table.items(), key=order)}
+
+
+def audit_to_dict(result: AuditResult) -> dict[str, Any]:
     return {
         "host": result.host,
         "hive": result.hive,
         "control_sets": result.control_sets,
         "current_control_set": result.current_control_set,
         "summary": {"services": len({e.name.lower() for e in result.inventory}),
-                    "inventory_rows": len(result.inventory), "findings": counts,
+                    "inventory_rows": len(result.inventory),
+                    "findings": {k: v for k, v in severity_counts(result).items() if v},
+                    "by_check": check_counts(result),
                     "seconds": round(result.seconds, 3)},
         "inventory": [e.to_dict() for e in result.inventory],
         "findings": [f.to_dict() for f in result.findings],
@@ -37,10 +59,19 @@ def write_json(result: AuditResult, path: str | Path) -> None:
     Path(path).write_bytes(orjson.dumps(audit_to_dict(result), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
-def _clip(text: Any, width: int = 90) -> str:
-    text = "" if text is None else str(text)
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _cell(value: Any, width: int = 90) -> str:
+    """Hive text clipped to `width`, then made safe for a terminal cell (control/bidi characters escaped)."""
+    text = "" if value is None else str(value)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return terminal_text(text)
+
+
+def _evidence(finding: Finding) -> str:
+    # A descriptor's SDDL is evidence for the JSON; the table says in words who gains which right.
+    if finding.value_name == "Security" or finding.value is None:
+        return finding.why
+    return f"{finding.value_name or 'value'}={finding.value} — {finding.why}"
 
 
 def print_report(result: AuditResult, console: Any = None, min_severity: str = "info") -> None:
@@ -49,27 +80,42 @@ def print_report(result: AuditResult, console: Any = None, min_severity: str = "
 
     console = console or Console()
     services = len({e.name.lower() for e in result.inventory})
-    console.print(f"[bold]{result.hive}[/bold] host={result.host or '?'} control sets={', '.join(result.control_sets)}"
-                  f" (current {result.current_control_set}) services+drivers={services} ({result.seconds:.2f} s)")
-    table = Table(title="Findings", show_lines=False)
+    console.print(f"[bold]{_cell(result.hive, 200)}[/bold] host={_cell(result.host or '?', 60)} control sets="
+                  f"{_cell(', '.join(result.control_sets), 120)} (current {_cell(result.current_control_set, 30)}) "
+                  f"services+drivers={services} ({result.seconds:.2f} s)")
+    counts = severity_counts(result)
+    console.print("findings: " + ", ".join(f"[{SEVERITY_STYLE[s]}]{s} {n}[/]" for s, n in counts.items()))
+    by_check = check_counts(result)
+    if by_check:
+        summary = Table(title="Findings by check")
+        summary.add_column("check")
+        for name in reversed(SEVERITIES):
+            summary.add_column(name, justify="right")
+        summary.add_column("total", justify="right")
+        for check, row in by_check.items():
+            summary.add_row(check, *(str(row.get(s, "")) for s in reversed(SEVERITIES)), str(sum(row.values())))
+        console.print(summary)
+    floor = SEVERITY_RANK[min_severity]
+    shown = sorted((f for f in result.findings if SEVERITY_RANK[f.severity] >= floor), key=Finding.sort_key)
+    table = Table(title=f"Findings ({len(shown)} at {min_severity} or above, most severe first)", show_lines=False)
     for column in ("severity", "check", "service", "title", "evidence"):
         table.add_column(column, overflow="fold")
-    floor = SEVERITY_RANK[min_severity]
-    for f in result.findings:
-        if SEVERITY_RANK[f.severity] < floor:
-            continue
-        table.add_row(f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]", f.check, _clip(f.service or "(host)", 30),
-                      f.title, _clip(f"{f.value_name or ''}={f.value} — {f.why}", 120))
+    for f in shown:
+        table.add_row(f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]", f.check, _cell(f.service or "(host)", 30),
+                      _cell(f.title, 100), _cell(_evidence(f), 160))
     console.print(table)
+    hidden = len(result.findings) - len(shown)
+    if hidden:
+        console.print(f"[dim]{hidden} finding(s) below {min_severity} not shown (all are in --json)[/]")
     if result.mitigations:
         mt = Table(title="Mitigations")
         for column in ("mitigation", "state", "value", "detail"):
             mt.add_column(column, overflow="fold")
         for m in result.mitigations:
-            mt.add_row(m.name, m.state, _clip(m.value, 40), _clip(m.detail, 100))
+            mt.add_row(_cell(m.name), _cell(m.state), _cell(m.value, 40), _cell(m.detail, 100))
         console.print(mt)
     for problem in result.problems:
-        console.print(f"[yellow]problem[/] {_clip(problem.source, 60)} {_clip(problem.position, 60)}: "
-                      f"{_clip(problem.reason, 200)}")
+        console.print(f"[yellow]problem[/] {_cell(problem.source, 60)} {_cell(problem.position, 60)}: "
+                      f"{_cell(problem.reason, 200)}")
     for note in result.notes:
-        console.print(f"[dim]note[/] {note}")
+        console.print(f"[dim]note[/] {_cell(note, 600)}")

@@ -24,16 +24,29 @@ from svchunt.audit.findings import SEVERITIES
               help="Lowest severity shown in the terminal table (the JSON has everything).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit with status 3 when a finding at or above this severity exists.")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
+              help="Extra Sigma rules (file or folder) run on each service's install event, as hunt --rules.")
+@click.option("--allowlist", "allowlists", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Known-good lists (YAML NAME: [values]) for the hunt rules, as hunt --allowlist.")
+@click.option("--no-attribution", is_flag=True,
+              help="Do not run hunt's rules on the services' install events (no tool attribution).")
+@click.option("--no-cache", is_flag=True, help="Compile the rules afresh instead of using the rule cache.")
 def audit(system: str | None, software: str | None, root: str | None, live: bool, loldrivers: str | None,
           baseline: str | None, json_out: str | None, html_out: str | None, min_severity: str,
-          fail_on: str | None) -> None:
-    """Audit a host's service configuration: persistence, hidden services, weak ACLs, risky drivers."""
+          fail_on: str | None, rule_paths: tuple[str, ...], allowlists: tuple[str, ...], no_attribution: bool,
+          no_cache: bool) -> None:
+    """Audit a host's service configuration: persistence, hidden services, weak ACLs, risky drivers.
+
+    Each service also becomes the install event (System 7045) it would have logged and runs through hunt's
+    rules, so a planted service is named by the same rules (and claims) a hunt over the logs would use.
+    """
     from svchunt.audit.baseline import BaselineError
     from svchunt.audit.findings import SEVERITY_RANK
     from svchunt.audit.hive import HiveError
     from svchunt.audit.loldrivers import default_path
     from svchunt.audit.report import print_report, write_json
     from svchunt.audit.runner import AuditOptions, run_audit
+    from svchunt.rules.allowlists import AllowlistError
 
     if live and system:
         raise click.UsageError("--live and --system are exclusive")
@@ -45,8 +58,10 @@ def audit(system: str | None, software: str | None, root: str | None, live: bool
         loldrivers = str(default_path())
     try:
         result = run_audit(AuditOptions(system=system, software=software, root=root, live=live,
-                                        loldrivers=loldrivers, baseline=baseline))
-    except (HiveError, BaselineError) as exc:
+                                        loldrivers=loldrivers, baseline=baseline, attribution=not no_attribution,
+                                        rule_paths=list(rule_paths), allowlists=list(allowlists),
+                                        use_cache=not no_cache))
+    except (HiveError, BaselineError, AllowlistError) as exc:
         raise click.ClickException(str(exc)) from exc
     print_report(result, min_severity=min_severity)
     if json_out:

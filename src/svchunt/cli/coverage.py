@@ -33,8 +33,10 @@ def collect_rules(rule_paths: list[str], builtin: bool) -> tuple[list, list]:
               help="Also write an ATT&CK Navigator layer of the techniques the loaded rules cover.")
 def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markdown: bool,
              navigator_path: str | None) -> None:
-    """Show which brief item each rule, correlation and audit check implements, and where it was tested.
+    """Show which detection item each rule, correlation and audit check implements, and where it was tested.
 
+    A rule listed for an item either claims it (its alerts assert that the item happened) or is a building
+    block of it (marked "building block": it feeds a correlation or names a lead, never the verdict).
     Exits with status 1 when an item has neither a rule nor an audit check.
     """
     from svchunt.rules.coverage import build_coverage, unknown_covers
@@ -64,7 +66,7 @@ def coverage(as_json: bool, rule_paths: tuple[str, ...], no_builtin: bool, markd
         for rule_id, bad in typos.items():
             click.echo(f"warning: rule {rule_id} covers unknown item(s): {', '.join(bad)}", err=True)
     if missing:
-        click.echo(f"uncovered brief items: {', '.join(missing)}", err=True)
+        click.echo(f"uncovered items: {', '.join(missing)}", err=True)
         sys.exit(1)
 
 
@@ -72,15 +74,15 @@ def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from svchunt.outputs.sanitize import terminal_text
+
     table = Table(title="svchunt coverage", show_lines=True)
     for col in ("Item", "Rules / correlations", "ATT&CK", "Audit checks", "Tested on"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        rules = "\n".join(
-            f"{r['name'] or r['id']}{' (corr)' if r['kind'] == 'correlation' else ''}" for r in row.rules
-        )
+        rules = "\n".join(terminal_text(_rule_label(r, short=True)) for r in row.rules)
         table.add_row(
-            row.item,
+            f"{row.item}\n{row.title}" if row.title else row.item,
             rules or "-",
             ", ".join(row.techniques) or "-",
             "\n".join(row.audit_checks) or "-",
@@ -89,19 +91,32 @@ def _print_table(rows: list) -> None:
     Console().print(table)
 
 
+def _rule_label(rule: dict, short: bool = False) -> str:
+    name = rule["name"] or rule["id"]
+    tags = []
+    if rule["kind"] == "correlation":
+        tags.append("corr" if short else "correlation")
+    elif rule["kind"] == "baseline":
+        tags.append("baseline")
+    if rule.get("role") == "contributes":
+        tags.append("building block")
+    label = name if short else f"`{name}`"
+    return f"{label} ({', '.join(tags)})" if tags else label
+
+
 def markdown_table(rows: list) -> str:
     out = [
-        "| Item | Rules / correlations | ATT&CK | Audit checks | Tested on |",
-        "|---|---|---|---|---|",
+        "| Item | Title | Rules / correlations | ATT&CK | Audit checks | Tested on |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        rules = "<br>".join(
-            f"`{r['name'] or r['id']}`{' (correlation)' if r['kind'] == 'correlation' else ''}"
-            for r in row.rules
-        )
+        # claiming rules first: they are what an analyst sees as the verdict
+        ordered = sorted(row.rules, key=lambda r: r.get("role") != "claims")
+        rules = "<br>".join(_rule_label(r) for r in ordered)
         out.append(
-            "| {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} |".format(
                 row.item,
+                row.title.replace("|", "/"),
                 rules or "— (audit only)",
                 ", ".join(row.techniques) or "-",
                 "<br>".join(row.audit_checks) or "-",

@@ -42,9 +42,16 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option("--no-cache", is_flag=True, help="Recompile every rule (the cache is keyed by content, never stale).")
 @click.option("--max-rows", type=int, default=30, show_default=True, help="Rows per summary table.")
-@click.option("--summary-json", "summary_path", help="Write the run's counts (files, records, rules, alerts) as JSON.")
+@click.option("--summary-json", "summary_path", help="Write the run's counts (files, records, rules, alerts) and incidents as JSON.")
+@click.option("--incidents", "incidents_path", help="Write the incidents (alerts grouped per attack and host) as JSON lines to FILE.")
+@click.option("--timesketch", "timesketch_path", help="Write a Timesketch timeline of the alerts to FILE (.csv or .jsonl).")
+@click.option("--ecs", "ecs_path", help="Write the alerts as ECS documents (Elastic / OpenSearch), JSON lines, to FILE.")
+@click.option("--timeline/--no-timeline", default=None, help="Show the per-alert timeline on the terminal (default: when at most 200 alerts).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on the terminal.")
 @click.option("--strict", is_flag=True, help="Refuse to run (exit 2) when any rule or correlation is refused.")
+@click.option("--engine", type=click.Choice(["embedded", "spark"]), default="embedded", show_default=True,
+              help="Where per-event matching runs: in-process workers, or Apache Spark (docs/spark.md).")
+@click.option("--spark-master", help="Spark master URL for --engine spark (default: spark-submit's, else local[*]).")
 def hunt(
     paths: tuple[str, ...],
     rule_paths: tuple[str, ...],
@@ -64,8 +71,14 @@ def hunt(
     no_cache: bool,
     max_rows: int,
     summary_path: str | None,
+    incidents_path: str | None,
+    timesketch_path: str | None,
+    ecs_path: str | None,
+    timeline: bool | None,
     quiet: bool,
     strict: bool,
+    engine: str,
+    spark_master: str | None,
 ) -> None:
     """Hunt service persistence and lateral movement in EVTX / JSON logs (files, folders, .gz, .zip)."""
     from rich.console import Console
@@ -77,6 +90,15 @@ def hunt(
 
     if no_builtin and not rule_paths:
         raise click.UsageError("--no-builtin leaves no rules: pass --rules PATH")
+    if engine != "spark" and spark_master:
+        raise click.UsageError("--spark-master needs --engine spark")
+    if engine == "spark" and workers:
+        raise click.UsageError("--workers is for the embedded engine; Spark's parallelism comes from its master")
+    if timesketch_path:
+        from svchunt.outputs.timesketch import timeline_format
+
+        if timeline_format(timesketch_path) is None:
+            raise click.BadParameter("the file name must end in .csv or .jsonl", param_hint="--timesketch")
     options = HuntOptions(
         paths=list(paths),
         rule_paths=list(rule_paths),
@@ -108,25 +130,36 @@ def hunt(
         sys.exit(2)
 
     started = datetime.now(UTC).isoformat()
-    result = _run_with_progress(options, detector, err, quiet)
+    if engine == "spark":
+        result = _run_on_spark(options, ruleset, spark_master, err)
+    else:
+        result = _run_with_progress(options, detector, err, quiet)
     finished = datetime.now(UTC).isoformat()
 
+    from svchunt.correlate.incidents import build_incidents
+
+    incidents = build_incidents(result.alerts)
+    wrote: list[tuple[str, str]] = []
     if jsonl_path:
         from svchunt.outputs.jsonl import write_jsonl
 
         write_jsonl(result.alerts, jsonl_path)
+        wrote.append(("alerts (JSON lines)", jsonl_path))
     if csv_path:
         from svchunt.outputs.csv_out import write_csv
 
         write_csv(result.alerts, csv_path)
+        wrote.append(("alerts (CSV)", csv_path))
     if html_path:
         from svchunt.outputs.html_report import write_html
 
-        write_html(html_path, result=result)
+        write_html(html_path, result=result, incidents=incidents)
+        wrote.append(("HTML report", html_path))
     if navigator_path:
         from svchunt.outputs.navigator import alerts_layer, write_layer
 
         write_layer(alerts_layer(result.alerts), navigator_path)
+        wrote.append(("ATT&CK Navigator layer", navigator_path))
     if case_path:
         from svchunt.outputs.case import write_case
 
@@ -134,18 +167,52 @@ def hunt(
         meta = {"started": started, "finished": finished, "hosts": hosts,
                 "args": {"command": "hunt", "paths": list(paths), "rules": list(rule_paths), "builtin": not no_builtin}}
         write_case(case_path, result, meta)
+        _write_case_incidents(case_path)
+        wrote.append(("case file", case_path))
+    wrote += _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err)
     if summary_path:
-        _write_summary(result, summary_path)
+        _write_summary(result, summary_path, incidents)
+        wrote.append(("run summary (JSON)", summary_path))
     if not quiet:
         from svchunt.outputs.terminal import render_summary
 
-        render_summary(result, Console(), max_rows=max_rows)
+        render_summary(result, Console(), max_rows=max_rows, incidents=incidents, timeline=timeline, wrote=wrote)
     if result.stats.records_read == 0:
         err.print("[red]nothing could be read from the given paths[/red]")
         sys.exit(1)
 
 
-def _write_summary(result, path: str) -> None:
+def _write_case_incidents(case_path: str) -> None:
+    """The case's incidents table, rebuilt over all its runs: a later run can extend an earlier story."""
+    from svchunt.correlate.incidents import build_incidents
+    from svchunt.outputs.case import read_case, write_incidents_table
+
+    write_incidents_table(case_path, build_incidents(read_case(case_path).alerts))
+
+
+def _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err) -> list[tuple[str, str]]:
+    wrote: list[tuple[str, str]] = []
+    if incidents_path:
+        from svchunt.outputs.incidents_out import write_incidents
+
+        write_incidents(incidents, incidents_path)
+        wrote.append(("incidents (JSON lines)", incidents_path))
+    if timesketch_path:
+        from svchunt.outputs.timesketch import write_timesketch
+
+        stats = write_timesketch(result.alerts, incidents, timesketch_path)
+        wrote.append(("Timesketch timeline", timesketch_path))
+        if stats.untimed:
+            err.print(f"{stats.untimed} alert(s) without a time are not in the Timesketch timeline", markup=False)
+    if ecs_path:
+        from svchunt.outputs.ecs import write_ecs
+
+        write_ecs(result.alerts, incidents, ecs_path)
+        wrote.append(("ECS documents (JSON lines)", ecs_path))
+    return wrote
+
+
+def _write_summary(result, path: str, incidents=()) -> None:
     from collections import Counter
     from dataclasses import asdict
 
@@ -158,9 +225,25 @@ def _write_summary(result, path: str) -> None:
         "rules_refused": len(result.refused),
         "problems": [{"source": p.source, "position": p.position, "reason": p.reason} for p in result.problems],
         "notes": result.notes,
+        "incidents": [inc.to_dict() for inc in incidents],
     }
     with open(path, "wb") as fh:
         fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+def _run_on_spark(options, ruleset, master, err):
+    from rich.markup import escape
+
+    from svchunt.spark.driver import SparkRunError, run_spark_hunt
+    from svchunt.spark.session import SparkUnavailable
+
+    try:
+        return run_spark_hunt(options, ruleset, master=master)
+    except SparkUnavailable as exc:
+        raise click.UsageError(f"--engine spark: {exc}") from exc
+    except SparkRunError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        sys.exit(1)
 
 
 def _run_with_progress(options, detector, err, quiet):

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "query": "svchunt.cli.query:query",
     "watch": "svchunt.cli.watch:watch",
     "coverage": "svchunt.cli.coverage:coverage",
+    "convert": "svchunt.cli.convert:convert",
 }
 
 

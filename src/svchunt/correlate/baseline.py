@@ -30,6 +30,7 @@ NEW_SERVICE = RuleInfo(
     level="medium",
     tags=("attack.persistence", "attack.t1543.003"),
     covers=("DS0009.new-service",),
+    claims=("DS0009.new-service",),
     description="A (host, service name, image) that the state file has not seen on this host recently.",
     falsepositives=("software installs and updates", "first run after a long gap in the state file"),
 )
@@ -39,6 +40,7 @@ RARE_IMAGE = RuleInfo(
     level="low",
     tags=("attack.persistence", "attack.t1543.003"),
     covers=("DS0009.new-service",),
+    claims=("DS0009.new-service",),
     description="Fleet stacking: a service binary that only a handful of hosts run.",
     falsepositives=("role-specific software on a few servers",),
 )

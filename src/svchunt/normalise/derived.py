@@ -4,13 +4,32 @@
 - Security 4657 also gets Sysmon-style registry names (`TargetObject`, `Details`, `Image`).
 - Service installs (System 7045, Security 4697, Sysmon 13 on `...\\ImagePath`, 4657 on `ImagePath`) get
   `ImagePathNormalised` (see image_path.py) and `ImagePathCommand` (the raw command, `%%` undoubled).
+- Process creation (Sysmon 1, Security 4688) of sc/reg/wmic/net/PowerShell and PowerShell logs (4103 module,
+  4104 script block, 800 classic pipeline) get `ServiceCommand*` fields: the service operations the command
+  performs, parsed once (see service_fields.py and command_line.py).
+- PsExec-style pipes (Sysmon 17/18 `PipeName`, 5145 `RelativeTargetName` on IPC$) named
+  `<service>-<SRCHOST>-<PID>-stdin|stdout|stderr` get `PsExecSourceHost` (the client's host name).
+- Sysmon events with `User` (`DOMAIN\\name`) get `UserAccount` (`name`), the form allowlists use.
+- Registry events (Sysmon 12/13/14, 4657) under `...\\ControlSet\\Services\\<name>` get `ServiceKeyName`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from svchunt.normalise.image_path import normalise_image_path
+from svchunt.normalise.service_fields import add_module_log_fields, add_process_fields, add_script_fields
+
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+_PIPE_SUFFIXES = ("-stdin", "-stdout", "-stderr")
+_SERVICE_KEY = re.compile(r"(?i)\\(?:currentcontrolset|controlset\d{3})\\services\\([^\\]+)")
+
+
+def _service_key_name(fields: dict[str, Any]) -> None:
+    target = fields.get("TargetObject")
+    if isinstance(target, str) and (m := _SERVICE_KEY.search(target)):
+        fields["ServiceKeyName"] = m.group(1)
 
 _REGISTRY_ROOTS = (
     ("\\registry\\machine\\", "HKLM\\"),
@@ -41,6 +60,46 @@ def _security_4688(fields: dict[str, Any]) -> None:
     parent = fields.get("ParentProcessName")
     if parent is not None and "ParentImage" not in fields:
         fields["ParentImage"] = parent
+    add_process_fields(fields)
+
+
+def _user_account(fields: dict[str, Any]) -> None:
+    user = fields.get("User")
+    if user.__class__ is str and (cut := user.rfind("\\")) >= 0:
+        fields["UserAccount"] = user[cut + 1 :]
+
+
+def _sysmon_1(fields: dict[str, Any]) -> None:
+    # every Sysmon process creation passes here: keep the no-tool path to a few dict lookups
+    if fields.get("Channel") != SYSMON:
+        return
+    _user_account(fields)
+    add_process_fields(fields)
+
+
+def psexec_source_host(pipe: str) -> str | None:
+    """`\\PSEXESVC-WS01-4120-stdin` / `blabla-WS01-4120-stdout` -> `WS01` (PsExec names pipes after its client)."""
+    if not pipe.endswith(_PIPE_SUFFIXES):
+        return None
+    parts = pipe.lstrip("\\").rsplit("-", 3)
+    if len(parts) != 4 or not parts[2].isdigit() or not parts[0] or not parts[1]:
+        return None
+    return parts[1]
+
+
+def _sysmon_pipe(fields: dict[str, Any]) -> None:
+    if fields.get("Channel") != SYSMON:
+        return
+    pipe = fields.get("PipeName")
+    if isinstance(pipe, str) and (host := psexec_source_host(pipe)):
+        fields["PsExecSourceHost"] = host
+    _user_account(fields)
+
+
+def _security_5145(fields: dict[str, Any]) -> None:
+    name = fields.get("RelativeTargetName")
+    if isinstance(name, str) and name.endswith(_PIPE_SUFFIXES) and (host := psexec_source_host(name)):
+        fields["PsExecSourceHost"] = host
 
 
 def _security_4657(fields: dict[str, Any]) -> None:
@@ -58,6 +117,7 @@ def _security_4657(fields: dict[str, Any]) -> None:
         fields["Image"] = fields["ProcessName"]
     if isinstance(value_name, str) and value_name.lower() == "imagepath":
         _service_image(fields, fields.get("NewValue"), undouble=False)
+    _service_key_name(fields)
 
 
 def _system_7045(fields: dict[str, Any]) -> None:
@@ -72,14 +132,58 @@ def _sysmon_13(fields: dict[str, Any]) -> None:
     target = fields.get("TargetObject")
     if isinstance(target, str) and target[-10:].lower() == "\\imagepath":
         _service_image(fields, fields.get("Details"), undouble=True)
+    _service_key_name(fields)
+    _user_account(fields)
+
+
+def _sysmon_registry(fields: dict[str, Any]) -> None:
+    _service_key_name(fields)
+    _user_account(fields)
+
+
+def _is_powershell(fields: dict[str, Any]) -> bool:
+    channel = fields.get("Channel")
+    return isinstance(channel, str) and "powershell" in channel.lower()
+
+
+def _powershell_4104(fields: dict[str, Any]) -> None:
+    if _is_powershell(fields):
+        add_script_fields(fields, fields.get("ScriptBlockText"))
+
+
+def _powershell_4103(fields: dict[str, Any]) -> None:
+    if _is_powershell(fields):
+        add_module_log_fields(fields, fields.get("Payload"), None)
+
+
+def _powershell_800(fields: dict[str, Any]) -> None:
+    if not _is_powershell(fields):
+        return
+    data = fields.get("Data")
+    if isinstance(data, list):
+        # classic pipeline event: [command line, context, details (CommandInvocation/ParameterBinding lines)]
+        script = data[0] if data and isinstance(data[0], str) else None
+        details = "\n".join(d for d in data[1:] if isinstance(d, str))
+        add_module_log_fields(fields, details, script)
+    elif isinstance(data, str):
+        add_module_log_fields(fields, data, data)
 
 
 _BY_EVENT_ID = {
+    1: _sysmon_1,
     4688: _security_4688,
     4657: _security_4657,
     7045: _system_7045,
     4697: _security_4697,
+    12: _sysmon_registry,
     13: _sysmon_13,
+    14: _sysmon_registry,
+    17: _sysmon_pipe,
+    18: _sysmon_pipe,
+    5145: _security_5145,
+    4103: _powershell_4103,
+    4104: _powershell_4104,
+    800: _powershell_800,
 }
 
 

@@ -241,3 +241,37 @@ def query(path: str, sql: str) -> tuple[list[str], list[tuple]]:
         return columns, cur.fetchall()
     finally:
         con.close()
+
+
+# Incidents are a view of all the case's alerts (a later run can extend an earlier story), so the table is
+# rebuilt whole after each run rather than appended to. `svchunt report` recomputes them from the alerts.
+_INCIDENTS_DDL = """
+CREATE TABLE IF NOT EXISTS incidents (
+    incident_id VARCHAR PRIMARY KEY, host VARCHAR, start VARCHAR, "end" VARCHAR, title VARCHAR, level VARCHAR,
+    claims VARCHAR[], techniques VARCHAR[], source JSON, services VARCHAR[], images VARCHAR[],
+    alerts BIGINT, alert_ids VARCHAR[], related VARCHAR[]
+);
+"""
+
+
+def write_incidents_table(path: str, incidents: list[Any]) -> int:
+    """Replace the case file's `incidents` table with these incidents (`svchunt.correlate.incidents`)."""
+    con = duckdb.connect(path)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(_INCIDENTS_DDL)
+        con.execute("DELETE FROM incidents")
+        rows = [
+            [i.incident_id, i.host, i.start, i.end, i.title, i.level, i.claims, i.techniques, _json(i.sources),
+             i.services, i.images, len(i.alert_ids), i.alert_ids, i.related]
+            for i in incidents
+        ]  # fmt: skip
+        if rows:
+            con.executemany("INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?, ?)", rows)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    return len(incidents)

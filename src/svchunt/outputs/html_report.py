@@ -1,4 +1,4 @@
-"""One self-contained HTML report: summary, per-host timeline, filterable alert list, evidence, audit.
+"""One self-contained HTML report: incident cards, summary, per-host timeline, filterable alert list, audit.
 
 Safety model (event fields are written by the attacker):
 - data travels as JSON inside `<script type="application/json">`, with `<`, `>`, `&`, U+2028/U+2029 escaped,
@@ -20,9 +20,12 @@ from typing import Any
 
 import orjson
 
-from svchunt.model import HuntResult
+from svchunt.correlate.incident_keys import TELLING_FIELDS
+from svchunt.correlate.incidents import Incident, build_incidents
+from svchunt.model import Alert, HuntResult
 from svchunt.outputs import summary
 from svchunt.outputs.document import RULE_FIELDS, SCHEMA_VERSION, to_document
+from svchunt.rules.coverage import ITEM_TITLES
 from svchunt.values import to_text
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -61,11 +64,24 @@ def _alert_payload(doc: dict[str, Any], rule_index: int) -> dict[str, Any]:
     return out
 
 
+def _incidents_payload(alerts: list[Alert], incidents: list[Incident] | None) -> list[dict[str, Any]]:
+    """Incident cards: the incident's facts, and its steps as indices into the payload's alert list."""
+    incidents = build_incidents(alerts) if incidents is None else incidents
+    index = {a.alert_id: i for i, a in enumerate(alerts)}
+    out = []
+    for inc in incidents:
+        item = inc.to_dict()
+        item["steps"] = [index[aid] for aid in item.pop("alert_ids") if aid in index]
+        out.append(item)
+    return out
+
+
 def build_payload(
     result: HuntResult | None,
     audit: Any = None,
     title: str = "svchunt report",
     runs: list[dict] | None = None,
+    incidents: list[Incident] | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "title": title,
@@ -100,6 +116,9 @@ def build_payload(
         payload["schema_version"] = SCHEMA_VERSION
         payload["rules"] = [orjson.loads(k) for k in rules]
         payload["alerts"] = out
+        payload["incidents"] = _incidents_payload(alerts, incidents)
+        payload["item_titles"] = dict(ITEM_TITLES)
+        payload["telling_fields"] = list(TELLING_FIELDS)
         payload["problems"] = [
             {"reason": g.reason, "count": g.count, "examples": g.examples}
             for g in summary.group_problems(result.problems)
@@ -125,6 +144,9 @@ _TEMPLATE = """<!DOCTYPE html>
 <body>
 <header><h1>{title}</h1><div class="sub">generated {generated} by svchunt</div></header>
 <main>
+<section id="incidents"><h2>Incidents <span class="muted" id="inc-count"></span></h2>
+<p class="muted">Alerts grouped per host into one story per attack, most severe first. Click a card for its steps.</p>
+<div id="incident-cards"></div><p><button id="inc-more" type="button" class="hidden"></button></p></section>
 <section id="summary"><h2>Summary</h2><div class="cards" id="cards"></div>
 <p id="by-level"></p><div id="runs"></div></section>
 <section id="timeline"><h2>Timeline per host</h2>
@@ -134,11 +156,12 @@ _TEMPLATE = """<!DOCTYPE html>
 <div class="filters">
 <select id="f-level" aria-label="level"></select><select id="f-rule" aria-label="rule"></select>
 <select id="f-host" aria-label="host"></select><select id="f-tech" aria-label="ATT&amp;CK technique"></select>
+<select id="f-incident" aria-label="incident"></select>
 <input id="f-text" type="search" placeholder="search all fields" aria-label="search">
 <button id="f-reset" type="button">reset</button> <span id="count" class="muted"></span>
 </div>
 <table id="alert-table"><thead><tr><th>time (UTC)</th><th>level</th><th>host</th><th>rule</th>
-<th>techniques</th><th>kind</th><th>key fields</th></tr></thead><tbody id="alert-rows"></tbody></table>
+<th>techniques</th><th>kind</th><th>incident</th><th>key fields</th></tr></thead><tbody id="alert-rows"></tbody></table>
 <p><button id="more" type="button" class="hidden"></button></p>
 </section>
 <section id="audit" class="hidden"><h2>Audit findings</h2><div id="audit-body"></div></section>
@@ -157,8 +180,9 @@ def render_html(
     audit: Any = None,
     title: str = "svchunt report",
     runs: list[dict] | None = None,
+    incidents: list[Incident] | None = None,
 ) -> str:
-    payload = build_payload(result, audit, title, runs)
+    payload = build_payload(result, audit, title, runs, incidents)
     script = _asset("report.js")
     css = _asset("report.css")
     if "</script" in script.lower() or "</style" in css.lower():
@@ -184,6 +208,8 @@ def write_html(
     audit: Any = None,
     title: str = "svchunt report",
     runs: list[dict] | None = None,
+    incidents: list[Incident] | None = None,
 ) -> None:
-    """Write the report; `audit` (dict or list of findings) gets its own section; `runs` is case metadata."""
-    Path(path).write_text(render_html(result, audit, title, runs), encoding="utf-8")
+    """Write the report; `audit` (dict or list of findings) gets its own section; `runs` is case metadata;
+    `incidents` are built from the alerts when not given."""
+    Path(path).write_text(render_html(result, audit, title, runs, incidents), encoding="utf-8")

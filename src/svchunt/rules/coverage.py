@@ -1,6 +1,8 @@
 """Which brief item is implemented by which rule, correlation or audit check, and where it was tested.
 
-The brief ids come from issue 3; rules declare theirs in a custom `covers:` attribute. Audit checks
+The brief ids come from issue 3; rules declare theirs in custom attributes: `claims:` (what an alert of
+the rule asserts happened) and `contributes_to:` (items the rule is only a building block of); a rule's
+`covers` is the union of both and is what this table counts. Audit checks
 (`svchunt audit`, registry hives) cover the mitigation items that logs cannot show. "Tested on" is read
 from the content pack's own test table (`svchunt/content/test_cases.yml`), the file the tests run.
 """
@@ -92,7 +94,8 @@ TEST_CASES = Path(__file__).resolve().parent.parent / "content" / "test_cases.ym
 @dataclass
 class CoverageRow:
     item: str
-    rules: list[dict[str, str]] = field(default_factory=list)  # {id, name, title, kind}
+    # {id, name, title, kind, role}: role "claims" (its alerts assert the item) or "contributes" (building block)
+    rules: list[dict[str, str]] = field(default_factory=list)
     techniques: list[str] = field(default_factory=list)
     audit_checks: list[str] = field(default_factory=list)
     tested_on: list[str] = field(default_factory=list)
@@ -101,14 +104,25 @@ class CoverageRow:
     def covered(self) -> bool:
         return bool(self.rules or self.audit_checks)
 
+    @property
+    def title(self) -> str:
+        return ITEM_TITLES.get(self.item, "")
+
+    @property
+    def claimed(self) -> bool:
+        """Some rule's alerts assert this item (not only building blocks or audit checks)."""
+        return any(r.get("role") == "claims" for r in self.rules)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
+            "title": self.title,
             "rules": self.rules,
             "techniques": self.techniques,
             "audit_checks": self.audit_checks,
             "tested_on": self.tested_on,
             "covered": self.covered,
+            "claimed": self.claimed,
         }
 
 
@@ -156,7 +170,8 @@ def build_coverage(
             row = rows.get(item)
             if row is None:
                 continue
-            row.rules.append({"id": info.rule_id, "name": info.name or "", "title": info.title, "kind": kind})
+            role = "claims" if item in info.claims else "contributes"
+            row.rules.append({"id": info.rule_id, "name": info.name or "", "title": info.title, "kind": kind, "role": role})
             for tech in info.techniques:
                 if tech not in row.techniques:
                     row.techniques.append(tech)

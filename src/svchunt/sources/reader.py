@@ -1,8 +1,9 @@
 """Read one input file whatever its format, chosen from its first bytes, never from its name.
 
 EVTX (`ElfFile\\0`), gzip (`\\x1f\\x8b`) of EVTX or JSON, zip (`PK\\3\\4`) of any of these (one level of
-nested archives), or JSON (lines, one object, or an array). Events come out normalised; anything
-unreadable comes out as a Problem naming the source and position, and reading goes on.
+nested archives), Parquet of the svchunt event schema (`PAR1`, sources/parquet.py), or JSON (lines, one
+object, or an array). Events come out normalised; anything unreadable comes out as a Problem naming the
+source and position, and reading goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from svchunt.sources import archives
 from svchunt.sources.archives import ArchiveLimit, Budget, CappedReader
 from svchunt.sources.evtx_reader import FILE_MAGIC, read_evtx
 from svchunt.sources.json_reader import read_json
+from svchunt.sources.parquet import PARQUET_MAGIC, read_parquet
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -57,6 +59,9 @@ def read_events(path: str) -> Iterator[Item]:
         if head.startswith(FILE_MAGIC):
             handle.close()
             yield from read_evtx(path, path)
+        elif head.startswith(PARQUET_MAGIC):  # a file of a `svchunt convert` dataset
+            handle.close()
+            yield from read_parquet(path)
         elif head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
             yield from _read_zip(handle, path, Budget(), depth=0)
         elif head.startswith(GZIP_MAGIC):
@@ -86,6 +91,8 @@ def _read_stream(
     if head.startswith(FILE_MAGIC):
         with archives.spool(stream, ".evtx") as copy:
             yield from read_evtx(copy.name, source)
+    elif head.startswith(PARQUET_MAGIC):  # needs random access: read from a folder, not an archive
+        yield Problem(container, position, "Parquet inside an archive is not read: extract it first")
     elif head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC, GZIP_MAGIC)):
         if depth >= archives.MAX_NESTING:
             yield Problem(container, position, "archive nested deeper than one level: refused")

@@ -8,6 +8,10 @@
   var RANK = {}; LEVELS.forEach(function (l, i) { RANK[l] = i; });
   var PAGE = 200, BINS = 240, MAX_HOSTS = 40, KEY_FIELDS = ['ServiceName', 'ImagePath', 'ServiceFileName', 'CommandLine', 'TargetFilename', 'PipeName', 'RelativeTargetName', 'ShareName', 'TargetObject', 'Image', 'Details'];
   var ALERTS = DATA.alerts || [];
+  var INCIDENTS = DATA.incidents || [];
+  var ITEM_TITLES = DATA.item_titles || {};
+  var TELLING = DATA.telling_fields || KEY_FIELDS;
+  var CARD_PAGE = 50;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -35,12 +39,41 @@
     a._t = a.timestamp ? Date.parse(a.timestamp) : NaN;
     a._host = a.computer || '(unknown)';
     a._rank = RANK.hasOwnProperty(a.level) ? RANK[a.level] : -1;
-    var f = a.fields || {};
-    var key = '';
-    for (var j = 0; j < KEY_FIELDS.length && !key; j++) if (f[KEY_FIELDS[j]] !== undefined && f[KEY_FIELDS[j]] !== null) key = KEY_FIELDS[j] + ': ' + str(f[KEY_FIELDS[j]]);
-    if (!key && a.group && Object.keys(a.group).length) key = 'group: ' + str(a.group);
+    var d = telling(a);
+    var key = d[0] ? d[0] + ': ' + d[1] : '';
     a._key = key.length > 300 ? key.slice(0, 300) + '…' : key;
+    a._inc = -1;
   });
+  var INC_BY_HOST = {};
+  INCIDENTS.forEach(function (inc, n) {
+    var hosts = {};
+    (inc.steps || []).forEach(function (i) { if (ALERTS[i]) { ALERTS[i]._inc = n; hosts[ALERTS[i]._host] = 1; } });
+    Object.keys(hosts).forEach(function (h) { (INC_BY_HOST[h] || (INC_BY_HOST[h] = [])).push(n); });
+  });
+
+  // The field that tells what an alert saw (same order as the terminal timeline); correlations show their group.
+  function tellingOf(f) {
+    for (var j = 0; j < TELLING.length; j++) {
+      var k = TELLING[j], v = f[k];
+      if (v === undefined || v === null || v === '') continue;
+      if (k === 'TargetObject' && f.Details !== undefined && f.Details !== null && f.Details !== '') return [k, str(v) + ' = ' + str(f.Details)];
+      if (k === 'RelativeTargetName' && f.ShareName) return [k, str(f.ShareName) + '\\' + str(v)];
+      return [k, str(v)];
+    }
+    return ['', ''];
+  }
+  function telling(a) {
+    var d = tellingOf(a.fields || {});
+    if (d[0]) return d;
+    for (var i = 0; i < (a.evidence || []).length; i++) if (a.evidence[i].fields) { d = tellingOf(a.evidence[i].fields); if (d[0]) return d; }
+    if (a.kind === 'correlation') return ['group', groupText(a.group) + (a.evidence ? (groupText(a.group) ? ', ' : '') + a.evidence.length + ' events' : '')];
+    return ['', ''];
+  }
+  function groupText(g) {
+    return Object.keys(g || {}).filter(function (k) { return k !== 'Computer' && g[k] !== null && g[k] !== ''; })
+      .map(function (k) { return k + '=' + str(g[k]); }).join(', ');
+  }
+  function itemWords(c) { return ITEM_TITLES[c] ? ITEM_TITLES[c] + ' (' + c + ')' : c; }
 
   // Built on the first free-text search only: it is the costliest part of start-up on large reports.
   function searchText(a) {
@@ -83,7 +116,7 @@
   }
 
   /* ---------- filters ---------- */
-  var F = { level: '', rule: '', host: '', tech: '', text: '' };
+  var F = { level: '', rule: '', host: '', tech: '', incident: '', text: '' };
   var filtered = ALERTS, shown = 0;
 
   function fillSelect(id, label, entries) {
@@ -107,7 +140,10 @@
       .map(function (e) { return [e[0], e[0] + ' (' + e[1] + ')']; }));
     var techs = countBy(function (a) { return a.techniques || []; });
     fillSelect('f-tech', 'any technique', Array.from(techs.keys()).sort().map(function (t) { return [t, t + ' (' + techs.get(t) + ')']; }));
-    ['f-level', 'f-rule', 'f-host', 'f-tech'].forEach(function (id) {
+    fillSelect('f-incident', 'any incident', INCIDENTS.map(function (inc, n) {
+      return [String(n), '#' + (n + 1) + ' ' + inc.level + ': ' + (inc.title.length > 80 ? inc.title.slice(0, 80) + '…' : inc.title)];
+    }));
+    ['f-level', 'f-rule', 'f-host', 'f-tech', 'f-incident'].forEach(function (id) {
       byId(id).addEventListener('change', function () { F[id.slice(2)] = this.value; update(); });
     });
     var timer = null;
@@ -116,8 +152,8 @@
       timer = setTimeout(function () { F.text = v.trim().toLowerCase(); update(); }, 120);
     });
     byId('f-reset').addEventListener('click', function () {
-      F = { level: '', rule: '', host: '', tech: '', text: '' };
-      ['f-level', 'f-rule', 'f-host', 'f-tech', 'f-text'].forEach(function (id) { byId(id).value = ''; });
+      F = { level: '', rule: '', host: '', tech: '', incident: '', text: '' };
+      ['f-level', 'f-rule', 'f-host', 'f-tech', 'f-incident', 'f-text'].forEach(function (id) { byId(id).value = ''; });
       update();
     });
     byId('more').addEventListener('click', function () { renderRows(PAGE); });
@@ -127,6 +163,7 @@
     if (F.rule && a.rule_id !== F.rule) return false;
     if (F.host && a._host !== F.host) return false;
     if (F.tech && (a.techniques || []).indexOf(F.tech) < 0) return false;
+    if (F.incident !== '' && a._inc !== +F.incident) return false;
     if (F.text) {
       var words = F.text.split(/\s+/);
       var text = searchText(a);
@@ -173,6 +210,17 @@
         p.setAttribute('data-count', counts[lvl]);
         s.appendChild(p);
       });
+      // The host's incidents as spans along the top edge: where one story starts and ends.
+      (INC_BY_HOST[host] || []).forEach(function (n) {
+        var inc = INCIDENTS[n], t0 = Date.parse(inc.start), t1 = Date.parse(inc.end || inc.start);
+        if (isNaN(t0) || !(tMax >= tMin)) return;
+        var x0 = tMax > tMin ? (t0 - tMin) / (tMax - tMin) * BINS * 4 : 0;
+        var x1 = tMax > tMin ? (Math.max(t1, t0) - tMin) / (tMax - tMin) * BINS * 4 : 0;
+        var r = svg('rect', { x: x0.toFixed(1), y: 0, width: Math.max(x1 - x0, 3).toFixed(1), height: 3,
+          'class': 'inc-span lvl-' + (RANK.hasOwnProperty(inc.level) ? inc.level : 'other') });
+        r.setAttribute('data-incident', String(n + 1));
+        s.appendChild(r);
+      });
       var tip = svg('title', {}); s.appendChild(tip);
       tip.textContent = host + ': ' + h.n + ' alert(s)';
       s.addEventListener('mousemove', function (ev) {
@@ -192,8 +240,9 @@
   }
 
   /* ---------- alert list ---------- */
-  function kvTable(obj) {
-    var t = el('table', 'kv'), keys = Object.keys(obj || {}).sort();
+  function kvTable(obj, keepOrder) {
+    var t = el('table', 'kv'), keys = Object.keys(obj || {});
+    if (!keepOrder) keys.sort();
     keys.forEach(function (k) {
       var tr = el('tr'); tr.appendChild(el('td', null, k)); tr.appendChild(el('td', null, str(obj[k]))); t.appendChild(tr);
     });
@@ -204,15 +253,20 @@
       (e.line ? ' line ' + e.line : ''), 'EventID ' + str(e.event_id), str(e.channel)].join('  ·  ');
   }
   function renderDetail(a) {
-    var td = el('td'); td.colSpan = 7;
+    var td = el('td'); td.colSpan = 8;
     td.appendChild(el('h4', null, a.title));
     var meta = { rule_id: a.rule_id, kind: a.kind, level: a.level, alert_id: a.alert_id, tags: (a.tags || []).join(', ') };
-    if (a.covers && a.covers.length) meta.covers = a.covers.join(', ');
+    if (a.covers && a.covers.length) meta.claims = a.covers.map(itemWords).join('; ');
+    if (a._inc >= 0) meta.incident = '#' + (a._inc + 1) + ' ' + INCIDENTS[a._inc].title;
     if (a.description) meta.description = a.description;
     if (a.falsepositives && a.falsepositives.length) meta.falsepositives = a.falsepositives.join('; ');
-    if (a.group && Object.keys(a.group).length) meta.group = a.group;
-    if (a.extra && Object.keys(a.extra).length) meta.extra = a.extra;
-    td.appendChild(kvTable(meta));
+    // Correlation groups and parameters as fields of their own, not a JSON blob.
+    Object.keys(a.group || {}).forEach(function (k) { meta['group: ' + k] = a.group[k]; });
+    Object.keys(a.extra || {}).forEach(function (k) {
+      var v = a.extra[k];
+      meta['correlation: ' + k] = Array.isArray(v) ? v.map(function (x) { return typeof x === 'object' ? JSON.stringify(x) : String(x); }).join(', ') : v;
+    });
+    td.appendChild(kvTable(meta, true));
     var ev = (a.evidence || []).slice();
     if (a.kind === 'correlation') ev.sort(function (x, y) { return (x.timestamp || '') < (y.timestamp || '') ? -1 : (x.timestamp || '') > (y.timestamp || '') ? 1 : x.ordinal - y.ordinal; });
     td.appendChild(el('h4', null, a.kind === 'correlation' ? 'Chain of ' + ev.length + ' events, in time order' : 'Evidence (' + ev.length + ')'));
@@ -239,6 +293,7 @@
     tr.appendChild(el('td', 'rule', a.title));
     tr.appendChild(el('td', 'tech', (a.techniques || []).join(' ')));
     tr.appendChild(el('td', null, a.kind + (a.evidence && a.evidence.length > 1 ? ' (' + a.evidence.length + ')' : '')));
+    tr.appendChild(el('td', 'inc', a._inc >= 0 ? '#' + (a._inc + 1) : ''));
     tr.appendChild(el('td', 'key', a._key));
     tr.addEventListener('click', function () {
       var next = tr.nextSibling;
@@ -265,6 +320,103 @@
     renderTimeline(filtered);
     byId('count').textContent = filtered.length + ' of ' + ALERTS.length + ' alerts';
     window.svchuntTiming.lastFilterMs = performance.now() - t;
+  }
+
+  /* ---------- incident cards ---------- */
+  var cardsShown = 0;
+  function factLine(box, label, value) {
+    if (value === undefined || value === null || value === '' || (Array.isArray(value) && !value.length)) return;
+    var d = el('div', 'fact');
+    d.appendChild(el('span', 'k', label + ': '));
+    d.appendChild(el('span', 'v', Array.isArray(value) ? value.join(', ') : value));
+    box.appendChild(d);
+  }
+  function sourceText(src) {
+    var addrs = src.addresses || [], ws = src.workstations || [];
+    if (addrs.length) return addrs.join(', ') + (ws.length ? ' (' + ws.join(', ') + ')' : '');
+    return ws.join(', ');
+  }
+  function renderSteps(inc, box) {
+    (inc.steps || []).forEach(function (i, k) {
+      var a = ALERTS[i], li = el('li', 'step-row');
+      li.dataset.alert = a.alert_id;
+      var top = el('div', 'step-head');
+      top.appendChild(el('span', 'ts', shortTs(a.timestamp)));
+      top.appendChild(el('span', lvlClass(a.level), a.level));
+      top.appendChild(el('span', 'step-title', a.title));
+      if (a.kind !== 'detection') top.appendChild(el('span', 'muted', a.kind + (a.evidence.length > 1 ? ', ' + a.evidence.length + ' events' : '')));
+      li.appendChild(top);
+      var d = telling(a);
+      if (d[0]) {
+        var tf = el('div', 'telling');
+        tf.appendChild(el('span', 'k', d[0] + ': '));
+        tf.appendChild(el('span', 'v', d[1]));
+        li.appendChild(tf);
+      }
+      li.appendChild(el('div', 'muted evref', (a.evidence || []).map(function (e) {
+        return e.source + (e.record_id !== null && e.record_id !== undefined ? ' #' + e.record_id : (e.line ? ' line ' + e.line : '')) + ' (EventID ' + str(e.event_id) + ')';
+      }).join('  ·  ')));
+      box.appendChild(li);
+    });
+  }
+  function incidentCard(inc, n) {
+    var card = el('div', 'incident lvl-border-' + (RANK.hasOwnProperty(inc.level) ? inc.level : 'other'));
+    card.dataset.id = inc.incident_id; card.dataset.level = inc.level;
+    var head = el('div', 'inc-head');
+    head.tabIndex = 0; head.setAttribute('role', 'button'); head.setAttribute('aria-expanded', 'false');
+    head.appendChild(el('span', 'inc-n', '#' + (n + 1)));
+    head.appendChild(el('span', lvlClass(inc.level), inc.level));
+    head.appendChild(el('span', 'inc-title', inc.title));
+    card.appendChild(head);
+    var facts = el('div', 'inc-facts');
+    factLine(facts, 'host', inc.host);
+    factLine(facts, 'time (UTC)', shortTs(inc.start) + (inc.end && inc.end !== inc.start ? ' → ' + shortTs(inc.end) : ''));
+    var src = inc.source || {};
+    factLine(facts, 'source', sourceText(src));
+    factLine(facts, 'account', src.accounts);
+    factLine(facts, 'services', inc.services);
+    factLine(facts, 'images', inc.images);
+    factLine(facts, 'alerts', String((inc.steps || []).length));
+    factLine(facts, 'techniques', inc.techniques);
+    factLine(facts, 'what happened', (inc.claims || []).map(function (c) { return ITEM_TITLES[c] || c; }));
+    factLine(facts, 'incident id', inc.incident_id);
+    if (inc.related && inc.related.length) factLine(facts, 'related incidents', inc.related);
+    card.appendChild(facts);
+    var body = el('div', 'inc-body hidden');
+    var steps = el('ol', 'inc-steps');
+    body.appendChild(steps);
+    var show = el('button', 'inc-filter', 'show these alerts in the list'); show.type = 'button';
+    show.addEventListener('click', function () {
+      F.incident = String(n); byId('f-incident').value = String(n); update();
+      byId('alerts').scrollIntoView();
+    });
+    body.appendChild(show);
+    card.appendChild(body);
+    function toggle() {
+      var open = body.classList.contains('hidden');
+      if (open && !steps.firstChild) renderSteps(inc, steps);  // built on first open: big reports stay fast
+      body.classList.toggle('hidden', !open);
+      card.classList.toggle('open', open);
+      head.setAttribute('aria-expanded', open ? 'true' : 'false');
+    }
+    head.addEventListener('click', toggle);
+    head.addEventListener('keydown', function (ev) { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); toggle(); } });
+    return card;
+  }
+  function renderCards(n) {
+    var box = byId('incident-cards'), frag = document.createDocumentFragment();
+    var end = Math.min(INCIDENTS.length, cardsShown + n);
+    for (var i = cardsShown; i < end; i++) frag.appendChild(incidentCard(INCIDENTS[i], i));
+    box.appendChild(frag); cardsShown = end;
+    var rest = INCIDENTS.length - cardsShown;
+    byId('inc-more').classList.toggle('hidden', rest <= 0);
+    byId('inc-more').textContent = 'show ' + Math.min(CARD_PAGE, rest) + ' more incidents (' + rest + ' not shown)';
+  }
+  function renderIncidents() {
+    byId('inc-count').textContent = '(' + INCIDENTS.length + ' from ' + ALERTS.length + ' alerts)';
+    if (!INCIDENTS.length) { byId('incident-cards').appendChild(el('p', 'muted', 'No incidents.')); return; }
+    byId('inc-more').addEventListener('click', function () { renderCards(CARD_PAGE); });
+    renderCards(CARD_PAGE);
   }
 
   /* ---------- audit, problems, refused: generic, since they are plain records ---------- */
@@ -323,13 +475,14 @@
   window.svchuntTiming = {};
   renderLegend();
   renderSummary();
+  renderIncidents();
   setupFilters();
   update();
   renderAudit();
   renderProblems();
   if (!ALERTS.length) byId('count').textContent = 'No alerts.';
   // An audit-only report has no hunt: its hunt sections would only show empty boxes.
-  if (!DATA.summary) ['summary', 'timeline', 'alerts'].forEach(function (id) { byId(id).classList.add('hidden'); });
+  if (!DATA.summary) ['incidents', 'summary', 'timeline', 'alerts'].forEach(function (id) { byId(id).classList.add('hidden'); });
   window.svchuntTiming.readyMs = performance.now() - T0;
   window.svchuntTiming.sinceNavigationMs = performance.now();
   document.documentElement.setAttribute('data-ready', '1');
