@@ -46,7 +46,7 @@ ALERT_FIELDS: tuple[Field, ...] = (
     Field("techniques", "texts", "ATT&CK technique ids from the rule's tags (T1543.003)",
           lambda a: a.rule.techniques, rule=True),
     Field("tags", "texts", "the rule's tags", lambda a: list(a.rule.tags), rule=True),
-    Field("claims", "texts", "brief items this alert asserts happened", lambda a: list(a.rule.claims), rule=True),
+    Field("claims", "texts", "behaviour items (correlation rules, data-source analytics, mitigations) this alert asserts happened", lambda a: list(a.rule.claims), rule=True),
     Field("covers", "texts", "the same as claims (the name earlier releases used)", lambda a: list(a.rule.claims),
           rule=True),
     Field("description", "text", "what the rule detects", lambda a: a.rule.description, rule=True),
