@@ -353,13 +353,37 @@ def alert_events(alert: Alert) -> list[Mapping[str, Any]]:
     return out
 
 
-def alert_keys(alert: Alert, facts: Facts | None = None) -> set[tuple[str, str]]:
-    """Every (kind, value) key of an alert: its evidence records and the keys of its fields."""
+FieldMemo = dict[tuple[str, int], tuple[tuple[tuple[str, str], ...], Facts]]
+
+
+def alert_keys(alert: Alert, facts: Facts | None = None, memo: FieldMemo | None = None) -> set[tuple[str, str]]:
+    """Every (kind, value) key of an alert: its evidence records and the keys of its fields.
+
+    With `memo`, the keys of a single-event detection are computed once per evidence record: several
+    rules matching one event (common with a large rule set) carry copies of the same fields.
+    """
     facts = facts if facts is not None else Facts()
-    keys = {("event", event_ref(e.source, e.record_id, e.line, e.header_record_id)) for e in alert.evidence}
+    refs = [event_ref(e.source, e.record_id, e.line, e.header_record_id) for e in alert.evidence]
+    keys = {("event", ref) for ref in refs}
+    if memo is not None and alert.kind == "detection" and len(refs) == 1 and not alert.group and not alert.extra:
+        slot = (refs[0], len(alert.fields))
+        found = memo.get(slot)
+        if found is None:
+            own = Facts()
+            found = memo[slot] = (tuple(field_keys(alert.fields, own)), own)
+        keys.update(found[0])
+        _merge_facts(facts, found[1])
+        return keys
     for fields in alert_events(alert):
         keys.update(field_keys(fields, facts))
     return keys
+
+
+def _merge_facts(into: Facts, other: Facts) -> None:
+    for name in ("services", "images", "addresses", "workstations", "accounts", "logon_ids"):
+        target = getattr(into, name)
+        for value in getattr(other, name):
+            _add(target, value)
 
 
 def alert_facts(alert: Alert) -> Facts:

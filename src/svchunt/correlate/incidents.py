@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from svchunt.correlate.incident_keys import GAPS, Facts, alert_host, alert_keys, event_ref
+from svchunt.correlate.incident_keys import GAPS, Facts, FieldMemo, alert_host, alert_keys, event_ref
 from svchunt.model import LEVEL_RANK, Alert
 from svchunt.rules.coverage import BRIEF_IDS, ITEM_TITLES
 
@@ -140,8 +140,9 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
     uf = _UnionFind(len(ordered))
     members: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     attached: list[int] = []
+    memo: FieldMemo = {}
     for i, alert in enumerate(ordered):
-        keys = alert_keys(alert, facts[i])  # one pass gives the keys and the facts shown later
+        keys = alert_keys(alert, facts[i], memo)  # one pass gives the keys and the facts shown later
         if _is_attached(alert, hosts[i]):
             attached.append(i)
             continue
