@@ -7,6 +7,7 @@ import io
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import evtx
@@ -284,10 +285,34 @@ def test_gzip_json_lines_and_truncated_gzip(tmp_path: Path) -> None:
     path.write_bytes(data)
     events, problems = _split(list(read_events(str(path))))
     assert len(events) == 3000 and not problems and {e.source for e in events} == {str(path)}
-    path.write_bytes(data[: len(data) // 2])
+    cut = data[: len(data) // 2]
+    path.write_bytes(cut)
+    available = zlib.decompressobj(wbits=31).decompress(cut)  # what the cut file still holds
     events, problems = _split(list(read_events(str(path))))
-    assert len(problems) == 1 and "gzip data unreadable" in problems[0].reason
-    assert problems[0].position == "file"
+    # every complete line before the cut is read; the cut (from the last line break on) is reported
+    assert 0 < len(events) == available.count(b"\n") < 3000
+    assert [p.position for p in problems] == ["file"]
+    assert "end marker" in problems[0].reason and f"after {len(available)} bytes is lost" in problems[0].reason
+
+
+def test_concatenated_gzip_members_are_all_read(tmp_path: Path) -> None:
+    path = tmp_path / "two.jsonl.gz"
+    path.write_bytes(gzip.compress(LINE * 10) + gzip.compress(LINE * 5) + b"\0" * 64)
+    events, problems = _split(list(read_events(str(path))))
+    assert len(events) == 15 and problems == []
+
+
+def test_gzip_bomb_is_stopped_early_against_the_bytes_consumed(tmp_path: Path) -> None:
+    """The ratio is checked against the compressed bytes read so far: a bomb inside a large file (here
+    padded with a long tail member) is refused after a few MiB of output, not after the total cap."""
+    path = tmp_path / "bomb.jsonl.gz"
+    bomb = gzip.compress(b"\n" * (64 * 1024**2), compresslevel=9)  # 64 MiB of blank lines, ~64 KiB
+    tail = gzip.compress(os.urandom(4 * 1024**2))  # incompressible: makes the file look harmless
+    path.write_bytes(bomb + tail)
+    events, problems = _split(list(read_events(str(path))))
+    assert events == [] and len(problems) == 1 and "ratio" in problems[0].reason
+    produced = int(problems[0].reason.split(" after ")[1].split()[0])
+    assert produced < 2 * archives.RATIO_MIN_BYTES
 
 
 def test_corrupt_zip_file(tmp_path: Path) -> None:

@@ -51,19 +51,48 @@ class Event:
     def computer(self) -> str | None:
         return self.fields.get("Computer")
 
+    @property
+    def position(self) -> str:
+        """Where the record is in its source, as problems name it."""
+        if self.line is not None:
+            return f"line {self.line}"
+        return f"record {self.header_record_id if self.header_record_id is not None else self.record_id}"
+
+
+# The normalised event's list of changes made to fit hostile values within bounds (normalise/bounds.py).
+FLAGS_FIELD = "svchunt_flags"
+KEPT_PREFIX = "kept with changes: "
+
 
 @dataclass(slots=True, frozen=True)
 class Problem:
-    """A record or file that could not be read: reported, counted, never silently dropped."""
+    """A record or file that could not be read: reported, counted, never silently dropped.
+
+    `kept` marks a record that was read and evaluated, but with values changed to fit the event bounds
+    (a timestamp out of range, a number wider than 64 bits, nesting too deep): flagged, not skipped.
+    """
 
     source: str
     position: str  # "record 12", "line 7", "chunk 3", "member ../x", "file"
     reason: str
+    kept: bool = False
 
     @property
     def whole_file(self) -> bool:
         """A file or archive member left out as a whole, rather than one record of it."""
-        return self.position == "file" or self.position.startswith("member ")
+        return not self.kept and (self.position == "file" or self.position.startswith("member "))
+
+    @classmethod
+    def flagged(cls, event: Event) -> Problem:
+        """The report of an event whose values were changed to fit the bounds (its FLAGS_FIELD)."""
+        flags = event.fields.get(FLAGS_FIELD)
+        reason = "; ".join(flags) if isinstance(flags, list) else str(flags)
+        return cls(event.source, event.position, f"{KEPT_PREFIX}{reason}", kept=True)
+
+    @classmethod
+    def from_row(cls, source: str, position: str, reason: str) -> Problem:
+        """A problem written as (source, position, reason) text, e.g. by a Spark task."""
+        return cls(source, position, reason, kept=reason.startswith(KEPT_PREFIX))
 
 
 @dataclass(slots=True, frozen=True)
@@ -221,11 +250,18 @@ class RunStats:
     files: int = 0
     records_read: int = 0
     records_skipped: int = 0
+    records_flagged: int = 0  # read and evaluated, with values changed to fit the event bounds
     files_skipped: int = 0  # whole files or archive members that could not be read at all
     records_matched: int = 0  # events that matched at least one rule
     rules_loaded: int = 0
     correlations_loaded: int = 0
     seconds: float = 0.0
+
+    def count_problems(self, problems: list[Problem]) -> None:
+        """Files skipped, records skipped and records flagged, from the problems of a run."""
+        self.files_skipped = sum(1 for p in problems if p.whole_file)
+        self.records_flagged = sum(1 for p in problems if p.kept)
+        self.records_skipped = len(problems) - self.files_skipped - self.records_flagged
 
 
 @dataclass(slots=True)

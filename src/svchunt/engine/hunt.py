@@ -184,8 +184,7 @@ def run_hunt(
         for rule_index, event in res.matches:
             signals.append(detector.signal(rule_index, event))
             matched_events.add((event.source, event.record_id, event.line, event.header_record_id))
-    stats.files_skipped = sum(1 for p in problems if p.whole_file)
-    stats.records_skipped = len(problems) - stats.files_skipped
+    stats.count_problems(problems)
     stats.records_matched = len(matched_events)
 
     outcome = detector.alerts(signals)

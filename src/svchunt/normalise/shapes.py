@@ -20,8 +20,11 @@ from typing import Any
 
 import orjson
 
+from svchunt.normalise import bounds
+from svchunt.normalise.bounds import MAX_DEPTH, nested_text
 from svchunt.normalise.derived import add_derived
 from svchunt.normalise.timestamps import normalise_timestamp
+from svchunt.values import parse_number
 
 NESTED = "nested"
 WRAPPED = "wrapped"
@@ -69,65 +72,68 @@ def detect_shape(record: Any) -> str | None:
     return None
 
 
-def _value(value: Any) -> Any:
+def _value(value: Any, out: dict[str, Any], key: str) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
     if kind is list and all(type(item) in _SCALARS for item in value):
         return value
     if kind is dict and "#text" in value and all(k in ("#text", "#attributes") for k in value):
-        return _value(value["#text"])
-    return orjson.dumps(value).decode()
+        return _value(value["#text"], out, key)
+    return nested_text(value, out, key)
 
 
-def _unnamed_data(value: Any) -> Any:
+def _unnamed_data(value: Any, out: dict[str, Any]) -> Any:
     """Unnamed `<Data>` elements: a string stays a string, several become a list of strings."""
     if type(value) is dict:
         if "#text" not in value:
-            return orjson.dumps(value).decode()
+            return nested_text(value, out, "Data")
         value = value["#text"]
     if type(value) is list:
-        return [item if type(item) is str else _text(item) for item in value]
-    return value if type(value) in _SCALARS else orjson.dumps(value).decode()
+        return [item if type(item) is str else _text(item, out) for item in value]
+    return value if type(value) in _SCALARS else nested_text(value, out, "Data")
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, out: dict[str, Any]) -> str:
     if value is None:
         return ""
     if type(value) in _SCALARS:
         return str(value)
-    return orjson.dumps(value).decode()
+    return nested_text(value, out, "Data")
 
 
 def _add_event_data(data: Any, out: dict[str, Any]) -> None:
     if type(data) is not dict:
         if data is not None:
-            out["Data"] = _unnamed_data(data)
+            out["Data"] = _unnamed_data(data, out)
         return
     for key, value in data.items():
         if key == "Data" or key == "#text":
-            out["Data"] = _unnamed_data(value)
+            out["Data"] = _unnamed_data(value, out)
         elif type(value) in _SCALARS:
             out[key] = value
         elif key != "#attributes":
-            out[key] = _value(value)
+            out[key] = _value(value, out, key)
 
 
-def _add_leaves(node: dict[str, Any], out: dict[str, Any]) -> None:
+def _add_leaves(node: dict[str, Any], out: dict[str, Any], depth: int = 0) -> None:
+    if depth >= MAX_DEPTH:  # iterative callers would be safer, but real UserData is 2-3 levels deep
+        out["UserData"] = nested_text(node, out, "UserData")
+        return
     for key, value in node.items():
         if key == "#attributes":
             continue
         if type(value) is dict and "#text" not in value:
-            _add_leaves(value, out)
+            _add_leaves(value, out, depth + 1)
         else:
-            out[key] = _value(value)
+            out[key] = _value(value, out, key)
 
 
 def _add_user_data(data: Any, out: dict[str, Any]) -> None:
     """`UserData` holds one provider-defined element; its leaf values become fields by element name."""
     if type(data) is not dict:
         if data is not None:
-            out["UserData"] = _value(data)
+            out["UserData"] = _value(data, out, "UserData")
         return
     for key, child in data.items():
         if key == "#attributes":
@@ -135,18 +141,7 @@ def _add_user_data(data: Any, out: dict[str, Any]) -> None:
         if type(child) is dict:
             _add_leaves(child, out)
         else:
-            out[key] = _value(child)
-
-
-def _as_int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    if type(value) is dict:  # EventID with Qualifiers: {"#attributes": {...}, "#text": 7045}
-        return _as_int(value.get("#text"))
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+            out[key] = _value(child, out, key)
 
 
 def _attribute(node: Any, name: str) -> Any:
@@ -158,23 +153,56 @@ def _attribute(node: Any, name: str) -> Any:
 
 
 def _finish(
-    out: dict[str, Any], event_id: int | None, channel: Any, provider: Any, computer: Any, record_id: Any
+    out: dict[str, Any],
+    raw_event_id: Any,
+    channel: Any,
+    provider: Any,
+    computer: Any,
+    record_id: Any,
+    parsed: bool = False,
 ) -> int | None:
+    """Header fields in their normalised types, every value within bounds (bounds.py), derived fields.
+
+    `parsed`: the values come from the EVTX parser, whose types already fit the bounds (text within a
+    64 KiB chunk, integers of at most 64 bits, nesting cut by `_value`): the per-value pass is skipped.
+    """
+    event_id = raw_event_id if type(raw_event_id) is int and 0 <= raw_event_id <= 65535 else None
     if event_id is None:
-        raise NotAnEvent("no EventID")
-    out["EventID"] = event_id
-    out["Channel"] = channel
-    out["Provider_Name"] = provider
-    out["Computer"] = computer
-    rid = record_id if type(record_id) is int else _as_int(record_id) if record_id is not None else None
-    if rid is not None:
+        if raw_event_id is None or raw_event_id == "":
+            raise NotAnEvent("no EventID")
+        if not bounds.numeric(raw_event_id):
+            raise NotAnEvent(f"EventID {bounds.quote(raw_event_id)} is not a number")
+        event_id = bounds.event_id(raw_event_id, out)
+    out["EventID"] = bounds.as_text(raw_event_id) if event_id is None else event_id
+    out["Channel"] = channel if type(channel) is str else bounds.name_text(channel, "Channel", out)
+    out["Provider_Name"] = provider if type(provider) is str else bounds.name_text(provider, "Provider", out)
+    out["Computer"] = computer if type(computer) is str else bounds.name_text(computer, "Computer", out)
+    rid = record_id if type(record_id) is int and 0 <= record_id <= bounds.INT64_MAX else None
+    if rid is None and record_id is not None:
+        rid = bounds.record_number(record_id, out)
+        out["EventRecordID"] = bounds.as_text(record_id) if rid is None else rid
+    elif rid is not None:
         out["EventRecordID"] = rid
+    if not parsed:
+        bounds.bound_fields(out)
     add_derived(out)
     return rid
 
 
-def from_nested(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | None]:
-    """`{"Event": {...}}` -> (fields, timestamp, EventRecordID). Hot path for EVTX: keep it lean."""
+def _timestamp(out: dict[str, Any], raw: Any) -> str | None:
+    """Normalised time of a given raw value; an unusable one is flagged (the event is kept, without time)."""
+    if raw is None or raw == "":
+        return None
+    timestamp = normalise_timestamp(raw)
+    if timestamp is None:
+        bounds.flag_timestamp(out, raw)
+    return timestamp
+
+
+def from_nested(record: dict[str, Any], parsed: bool = False) -> tuple[dict[str, Any], str | None, int | None]:
+    """`{"Event": {...}}` -> (fields, timestamp, EventRecordID). Hot path for EVTX: keep it lean.
+
+    `parsed` is True only for records straight from the EVTX parser (see `_finish`)."""
     event = record.get("Event")
     if type(event) is not dict:
         raise NotAnEvent("`Event` is not an object")
@@ -195,8 +223,8 @@ def from_nested(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int
     if "ProcessingErrorData" in event:
         _add_event_data(event["ProcessingErrorData"], out)
     event_id = system.get("EventID")
-    if type(event_id) is not int:
-        event_id = _as_int(event_id)
+    if type(event_id) is dict:  # EventID with Qualifiers: {"#attributes": {...}, "#text": 7045}
+        event_id = event_id.get("#text")
     provider = system.get("Provider")
     try:
         provider = provider["#attributes"]["Name"]  # type: ignore[index]
@@ -204,15 +232,14 @@ def from_nested(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int
         provider = None
     try:
         stamp = system["TimeCreated"]["#attributes"]["SystemTime"]
-        timestamp = (
-            stamp
-            if len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T"
-            else normalise_timestamp(stamp)
-        )
     except (KeyError, TypeError):
-        timestamp = None
+        stamp = None
+    if type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T":
+        timestamp: str | None = stamp
+    else:
+        timestamp = _timestamp(out, stamp)
     rid = _finish(
-        out, event_id, system.get("Channel"), provider, system.get("Computer"), system.get("EventRecordID")
+        out, event_id, system.get("Channel"), provider, system.get("Computer"), system.get("EventRecordID"), parsed
     )
     return out, timestamp, rid
 
@@ -234,12 +261,12 @@ def from_flat(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int |
     metadata = FLAT_METADATA
     for key, value in record.items():
         if key not in metadata:
-            out[key] = value if type(value) in _SCALARS else _value(value)
+            out[key] = value if type(value) in _SCALARS else _value(value, out, key)
     event_type = record.get("EventType")
     if event_type is not None and event_type not in _NXLOG_EVENT_TYPES:
         out["EventType"] = event_type  # Sysmon 12-14's own EventType (SetValue, CreateKey, ...)
-    event_id = _as_int(record.get("EventID"))
-    if "AccountType" in record and event_id != 7045:
+    event_id = record.get("EventID")
+    if "AccountType" in record and parse_number(event_id) != 7045:
         for key in _RESOLVED_ACCOUNT:
             out.pop(key, None)
     rid = _finish(
@@ -249,7 +276,10 @@ def from_flat(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int |
     stamp = record.get("@timestamp")
     timestamp = normalise_timestamp(stamp) if stamp is not None else None
     if timestamp is None:
-        timestamp = normalise_timestamp(record.get("EventTime"))  # local time, zone unknown: last resort
+        local = record.get("EventTime")  # local time, zone unknown: the last resort
+        timestamp = normalise_timestamp(local) if local is not None else None
+        if timestamp is None and (stamp is not None or local is not None):
+            bounds.flag_timestamp(out, stamp if stamp is not None else local)
     return out, timestamp, rid
 
 
@@ -291,10 +321,10 @@ def from_ecs(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | 
         host = record.get("host")
         computer = host.get("name") if type(host) is dict else record.get("host.name")
     rid = _finish(
-        out, _as_int(event_id), winlog.get("channel"), winlog.get("provider_name"), computer,
+        out, event_id, winlog.get("channel"), winlog.get("provider_name"), computer,
         winlog.get("record_id"),
     )  # fmt: skip
-    return out, normalise_timestamp(record.get("@timestamp")), rid
+    return out, _timestamp(out, record.get("@timestamp")), rid
 
 
 _BY_SHAPE = {NESTED: from_nested, WRAPPED: from_wrapped, FLAT: from_flat, ECS: from_ecs}

@@ -8,7 +8,7 @@ _FIXED_WIDTH = 27  # len("2019-03-19T00:41:29.008933Z")
 
 
 def normalise_timestamp(value: object) -> str | None:
-    """Fixed-width UTC ISO 8601 text, or None when absent or unparseable (never an error).
+    """Fixed-width UTC ISO 8601 text, or None when absent, unparseable or out of range (never an error).
 
     Accepts what EVTX, NXLog/HELK and Winlogbeat write: `Z` or `+hh:mm` offsets, 0-9 fraction digits,
     `T` or a space between date and time. A value without a zone is taken as UTC.
@@ -31,10 +31,14 @@ def normalise_timestamp(value: object) -> str | None:
             text = text[: dot + 7] + text[end:]
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        else:
+            moment = moment.astimezone(UTC)  # OverflowError past year 9999 or before year 1
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    else:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Not strftime: it writes years below 1000 without leading zeros on some platforms.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        f"{moment.second:02d}.{moment.microsecond:06d}Z"
+    )

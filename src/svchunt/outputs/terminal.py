@@ -189,6 +189,8 @@ def render_summary(
     counts.add_row("records read", str(stats.records_read))
     counts.add_row("records skipped", str(stats.records_skipped))
     counts.add_row("files skipped", str(stats.files_skipped))
+    if stats.records_flagged:
+        counts.add_row("records kept with changes", str(stats.records_flagged))
     counts.add_row("problems reported", str(len(result.problems)))
     counts.add_row("records matched", str(stats.records_matched))
     counts.add_row("rules loaded", str(stats.rules_loaded))
@@ -201,7 +203,8 @@ def render_summary(
 
     if result.problems:
         groups = summary.group_problems(result.problems)
-        table = Table(title="Not read (problems by reason)", box=box.SIMPLE_HEAD)
+        title = "Problems by reason (not read, or kept with changes)" if stats.records_flagged else "Not read (problems by reason)"
+        table = Table(title=title, box=box.SIMPLE_HEAD)
         table.add_column("reason")
         table.add_column("count", justify="right")
         table.add_column("examples")

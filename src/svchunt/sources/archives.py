@@ -13,13 +13,18 @@ import io
 import shutil
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable
 from typing import IO, Any
 
 # Total decompressed bytes read from one input file (all members together).
 MAX_TOTAL_BYTES = 2 * 1024**3
-# Compression ratio refused once this much has come out (real logs compress 10-30x; bombs 1000x+).
+# Compression ratio refused once this much has come out (real logs compress 10-30x; bombs 1000x+). The
+# ratio is taken against the compressed bytes consumed so far, so a bomb is stopped after a few MiB of
+# output whatever the size of the file around it.
 MAX_RATIO = 200
-RATIO_MIN_BYTES = 100 * 1024**2
+RATIO_MIN_BYTES = 16 * 1024**2
+_READ_CHUNK = 64 * 1024
 # Archives inside archives: one level (a .gz in a .zip, a .zip in a .zip), no deeper.
 MAX_NESTING = 1
 _COPY_CHUNK = 1024 * 1024
@@ -36,12 +41,88 @@ class Budget:
         self.remaining = MAX_TOTAL_BYTES
 
 
-class CappedReader(io.RawIOBase):
-    """Counts bytes read from a decompressing stream; raises ArchiveLimit past the caps."""
+class Truncated(Exception):
+    """Compressed data ended before its end marker: everything before the cut has been returned."""
 
-    def __init__(self, stream: IO[bytes], compressed_size: int, budget: Budget, what: str) -> None:
+
+class GunzipReader(io.RawIOBase):
+    """gzip data decompressed as it is read (one or more members, as `cat a.gz b.gz` makes).
+
+    Unlike `gzip.GzipFile`, a stream cut short first returns every byte that could be decompressed and
+    only then raises `Truncated`, so the complete lines before the cut are read.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._done = False
+        self._member_started = False
+        self._error: Truncated | None = None  # raised once everything before the cut was returned
+        self.consumed = 0  # compressed bytes fed to the decompressor
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self._done:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                return 0
+            self._pending = self._step(len(buffer))
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _step(self, want: int) -> bytes:
+        # Bounded output per call, so the caps are checked every MiB, whatever size the caller asked for.
+        want = min(max(want, _READ_CHUNK), _COPY_CHUNK)
+        inflate = self._inflate
+        if inflate.eof:  # a member ended: what follows it is the next member (or zero padding)
+            rest = inflate.unused_data.lstrip(b"\0")
+            self._inflate = inflate = zlib.decompressobj(wbits=31)
+            self._member_started = bool(rest)
+            if rest:
+                return inflate.decompress(rest, want)
+        elif inflate.unconsumed_tail:
+            return inflate.decompress(inflate.unconsumed_tail, want)
+        chunk = self._raw.read(_READ_CHUNK)
+        if not chunk:
+            self._done = True
+            if self._member_started:
+                self._error = Truncated(f"gzip data ends before its end marker ({self.consumed} compressed bytes)")
+                return inflate.flush()
+            return b""
+        self.consumed += len(chunk)
+        if not self._member_started:
+            chunk = chunk.lstrip(b"\0")
+            if not chunk:
+                return b""
+        self._member_started = True
+        return inflate.decompress(chunk, want)
+
+
+class CappedReader(io.RawIOBase):
+    """Counts bytes read from a decompressing stream; raises ArchiveLimit past the caps.
+
+    `consumed` (when given) tells how many compressed bytes have been used so far, for the ratio;
+    otherwise the whole compressed size is used.
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        compressed_size: int,
+        budget: Budget,
+        what: str,
+        consumed: Callable[[], int] | None = None,
+    ) -> None:
         self._stream = stream
         self._compressed = max(compressed_size, 1)
+        self._consumed = consumed
         self._budget = budget
         self._what = what
         self.produced = 0
@@ -58,11 +139,13 @@ class CappedReader(io.RawIOBase):
             raise ArchiveLimit(
                 f"{self._what}: decompressed data exceeds {MAX_TOTAL_BYTES} bytes: refused (zip/gzip bomb?)"
             )
-        if self.produced > RATIO_MIN_BYTES and self.produced > MAX_RATIO * self._compressed:
-            raise ArchiveLimit(
-                f"{self._what}: compression ratio over {MAX_RATIO} after {self.produced} bytes: "
-                "refused (zip/gzip bomb?)"
-            )
+        if self.produced > RATIO_MIN_BYTES:
+            compressed = self._consumed() if self._consumed is not None else self._compressed
+            if self.produced > MAX_RATIO * max(compressed, 1):
+                raise ArchiveLimit(
+                    f"{self._what}: compression ratio over {MAX_RATIO} after {self.produced} bytes: "
+                    "refused (zip/gzip bomb?)"
+                )
         buffer[:size] = data
         return size
 
@@ -71,16 +154,31 @@ def buffered(raw: CappedReader) -> io.BufferedReader:
     return io.BufferedReader(raw, buffer_size=_COPY_CHUNK)
 
 
-def spool(stream: IO[bytes], suffix: str) -> Any:
-    """Copy a (capped) stream to a private temporary file; the caller closes it, which deletes it."""
+def spool(stream: IO[bytes], suffix: str, keep_partial: bool = False) -> Any:
+    """Copy a (capped) stream to a private temporary file; the caller closes it, which deletes it.
+
+    With `keep_partial`, a stream cut short (`Truncated`) still gives the copy of what came before the
+    cut, with the error as `handle.truncated` (an EVTX reader can read the records that are there).
+    """
     handle = tempfile.NamedTemporaryFile(prefix="svchunt-", suffix=suffix)  # noqa: SIM115
+    handle.truncated = None
     try:
         shutil.copyfileobj(stream, handle, _COPY_CHUNK)
-        handle.flush()
+    except Truncated as exc:
+        if not keep_partial:
+            handle.close()
+            raise
+        handle.truncated = exc
     except BaseException:
         handle.close()
         raise
+    handle.flush()
     return handle
+
+
+def zip_consumed(stream: Any, compressed_size: int) -> Callable[[], int]:
+    """Compressed bytes of a zip member read so far (ZipExtFile keeps what is left to read)."""
+    return lambda: compressed_size - getattr(stream, "_compress_left", 0)
 
 
 def unsafe_member_name(name: str) -> str | None:

@@ -21,6 +21,7 @@ import re
 import shutil
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import evtx
 import orjson
 
 from svchunt.model import Event, Problem
+from svchunt.normalise.bounds import INT64_MAX
 from svchunt.normalise.shapes import NotAnEvent, from_nested
 
 FILE_MAGIC = b"ElfFile\x00"
@@ -85,8 +87,35 @@ def chunk_layout(path: str) -> tuple[list[ChunkSpan], int | None]:
                 spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header garbled"))
                 continue
             spans.append(ChunkSpan(index, first, last, trouble))
+    _unmark_copies(spans)
     _infer_missing_bounds(spans, next_record)
     return spans, next_record
+
+
+def _unmark_copies(spans: list[ChunkSpan]) -> None:
+    """A chunk whose header repeats another chunk's bounds holds a copy of it (a chunk copied over
+    another): its own records are unknown, and get bounded by its neighbours like an unreadable chunk's.
+    The original is the one that fits its neighbours in file order."""
+    groups: dict[tuple[int, int], list[ChunkSpan]] = {}
+    for span in spans:
+        if span.first is not None:
+            groups.setdefault((span.first, span.last), []).append(span)  # type: ignore[arg-type]
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        original = next((s for s in same if _fits(spans, s)), same[0])
+        for copy in same:
+            if copy is not original:
+                copy.first = copy.last = None
+                copy.trouble = f"chunk {copy.index} holds a copy of chunk {original.index}'s records"
+
+
+def _fits(spans: list[ChunkSpan], span: ChunkSpan) -> bool:
+    after = spans[span.index + 1] if span.index + 1 < len(spans) else None
+    before = spans[span.index - 1] if span.index > 0 else None
+    return (after is not None and after.first == span.last + 1) or (  # type: ignore[operator]
+        before is not None and before.last is not None and before.last + 1 == span.first
+    )
 
 
 def _infer_missing_bounds(spans: list[ChunkSpan], next_record: int) -> None:
@@ -117,6 +146,71 @@ def _infer_missing_bounds(spans: list[ChunkSpan], next_record: int) -> None:
         position = end + 1
 
 
+@dataclass(slots=True)
+class Gap:
+    """Record numbers no chunk holds: between two chunks, or after the last one (file header's next
+    record number). A chunk copied over another, or a chunk header whose bounds were changed, leaves one."""
+
+    first: int
+    last: int
+    where: str
+
+
+# A jump in record numbers larger than this is a garbled number, not lost records: reported once.
+MAX_GAP_RECORDS = 16 * MAX_RECORDS_PER_CHUNK
+
+
+def continuity_gaps(spans: list[ChunkSpan], next_record: int | None) -> tuple[list[Gap], list[str]]:
+    """Gaps in the record numbers of the chunks (in file order) and up to the file header's next record
+    number; and notes for jumps too large to be lost records."""
+    known = [s for s in spans if s.first is not None and not s.merged]
+    gaps: list[Gap] = []
+    notes: list[str] = []
+    highest = 0
+    previous: ChunkSpan | None = None
+    for span in sorted(known, key=lambda s: s.first):  # type: ignore[arg-type, return-value]
+        if previous is not None and span.first > highest + 1:  # type: ignore[operator]
+            where = f"between chunk {previous.index} and chunk {span.index}"
+            _add_gap(gaps, notes, highest + 1, span.first - 1, where)  # type: ignore[operator]
+        if span.last > highest:  # type: ignore[operator]
+            highest, previous = span.last, span  # type: ignore[assignment]
+    if previous is not None and next_record is not None and next_record > highest + 1:
+        _add_gap(gaps, notes, highest + 1, next_record - 1, f"after chunk {previous.index} (file header)")
+    return gaps, notes
+
+
+def _add_gap(gaps: list[Gap], notes: list[str], first: int, last: int, where: str) -> None:
+    if last - first + 1 > MAX_GAP_RECORDS:
+        notes.append(f"record numbers jump from {first - 1} to {last + 1} {where}: a garbled header, not counted")
+    else:
+        gaps.append(Gap(first, last, where))
+
+
+def rebuilt_header(path: str) -> bytes | None:
+    """A file header for the chunks found on disk (their magic at each 64 KiB slot), for a file whose own
+    header is damaged; None when there is no chunk at all."""
+    size = os.path.getsize(path)
+    count = 0
+    highest = 0
+    with open(path, "rb") as handle:
+        for index in range(max(size - HEADER_BLOCK, 0) // CHUNK_SIZE + 1):
+            handle.seek(HEADER_BLOCK + index * CHUNK_SIZE)
+            head = handle.read(0x28)
+            if len(head) < 0x28 or not head.startswith(CHUNK_MAGIC):
+                continue
+            count = index + 1
+            first, last = struct.unpack_from("<QQ", head, 0x18)
+            if first <= last and last - first < MAX_RECORDS_PER_CHUNK:
+                highest = max(highest, last)
+    if not count:
+        return None
+    header = bytearray(HEADER_BLOCK)
+    header[0:8] = FILE_MAGIC
+    struct.pack_into("<QQQIHHHH", header, 8, 0, count - 1, highest + 1, 128, 1, 3, HEADER_BLOCK, count)
+    struct.pack_into("<I", header, 0x7C, zlib.crc32(bytes(header[:0x78])))
+    return bytes(header)
+
+
 @contextmanager
 def _padded(path: str, size: int) -> Iterator[object]:
     """The file itself when it ends on a chunk boundary, else a copy padded with zeros up to one."""
@@ -136,28 +230,66 @@ def _padded(path: str, size: int) -> Iterator[object]:
 
 
 def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]:
-    """Events of one EVTX file; `source` names it in events and problems (default: `path`)."""
+    """Events of one EVTX file; `source` names it in events and problems (default: `path`).
+
+    A file whose header is damaged (its chunks intact) is read through a copy with a rebuilt header.
+    """
     source = source or path
     try:
-        spans, _next_record = chunk_layout(path)
+        with open(path, "rb") as handle:
+            magic = handle.read(len(FILE_MAGIC))
+        if magic != FILE_MAGIC:
+            yield from _read_rebuilt(path, source, "file header magic missing")
+            return
+        spans, next_record = chunk_layout(path)
         size = os.path.getsize(path)
     except OSError as exc:
         yield Problem(source, "file", f"not a readable EVTX file: {exc}")
         return
     with _padded(path, size) as target:
-        yield from _read_records(target, source, spans)
+        items = _read_records(target, source, spans, next_record)
+        first = next(items, None)
+        if type(first) is Problem and first.position == "file" and first.reason.startswith(_UNREADABLE):
+            yield from _read_rebuilt(path, source, first.reason, fallback=first)  # the parser refused the header
+            return
+        if first is not None:
+            yield first
+        yield from items
 
 
-def _read_records(target: object, source: str, spans: list[ChunkSpan]) -> Iterator[Event | Problem]:
+_UNREADABLE = "not a readable EVTX file"
+
+
+def _read_rebuilt(path: str, source: str, why: str, fallback: Problem | None = None) -> Iterator[Event | Problem]:
+    header = rebuilt_header(path)
+    if header is None:
+        yield fallback or Problem(source, "file", f"{_UNREADABLE}: {why}, and no chunk found")
+        return
+    with tempfile.NamedTemporaryFile(prefix="svchunt-evtx-", suffix=".evtx") as copy, open(path, "rb") as handle:
+        copy.write(header)
+        handle.seek(HEADER_BLOCK)
+        shutil.copyfileobj(handle, copy)
+        copy.write(b"\0" * ((-(copy.tell() - HEADER_BLOCK)) % CHUNK_SIZE))  # whole chunks, as _padded does
+        copy.flush()
+        yield Problem(source, "file header", f"damaged ({why}): chunks read with a rebuilt header", kept=True)
+        spans, next_record = chunk_layout(copy.name)
+        yield from _read_records(copy.name, source, spans, next_record)
+
+
+def _read_records(
+    target: object, source: str, spans: list[ChunkSpan], next_record: int | None = None
+) -> Iterator[Event | Problem]:
     try:
         records = evtx.PyEvtxParser(target, number_of_threads=PARSER_THREADS).records_json()
     except (OSError, RuntimeError) as exc:
-        yield Problem(source, "file", f"not a readable EVTX file: {exc}")
+        yield Problem(source, "file", f"{_UNREADABLE}: {exc}")
         return
+    gaps, jump_notes = continuity_gaps(spans, next_record)
     known = [s for s in spans if s.first is not None]
     low = min((s.first for s in known), default=0)  # type: ignore[type-var]
-    high = max((s.last for s in known), default=-1)  # type: ignore[type-var]
+    high = max([s.last for s in known] + [g.last for g in gaps], default=-1)  # type: ignore[type-var]
     seen = bytearray(max(high - low + 1, 0))
+    outside: set[int] = set()  # numbers beyond the expected range, to tell duplicates there too
     errors: list[tuple[int | None, str]] = []  # (last good record number before the error, message)
     last_number: int | None = None
     failures = 0
@@ -179,14 +311,39 @@ def _read_records(target: object, source: str, spans: list[ChunkSpan]) -> Iterat
         if type(number) is int:
             last_number = number
             if low <= number <= high:
+                if seen[number - low]:
+                    yield _duplicate(source, number)
+                    continue
                 seen[number - low] = 1
+            elif number in outside:
+                yield _duplicate(source, number)
+                continue
+            elif len(outside) < MAX_GAP_RECORDS:
+                outside.add(number)
+            if not 0 <= number <= INT64_MAX:  # a damaged record header: no usable number
+                number = None
+        else:
+            number = None
         try:
-            fields, timestamp, record_id = from_nested(loads(record["data"]))
+            fields, timestamp, record_id = from_nested(loads(record["data"]), parsed=True)
         except (orjson.JSONDecodeError, NotAnEvent, KeyError, TypeError) as exc:
             yield Problem(source, f"record {number}", f"unusable record: {exc}")
             continue
+        except Exception as exc:  # a normaliser bug on one damaged record must not end the file
+            yield Problem(source, f"record {number}", f"record could not be normalised: {type(exc).__name__}: {exc}")
+            continue
         yield Event(fields, timestamp, source, record_id, None, number)
     yield from _missing(source, spans, low, seen, *_sort_errors(spans, errors))
+    for gap in gaps:
+        for number in range(gap.first, gap.last + 1):
+            if not seen[number - low]:
+                yield Problem(source, f"record {number}", f"lost: no chunk holds it (gap {gap.where})")
+    for note in jump_notes:
+        yield Problem(source, "file", note, kept=True)
+
+
+def _duplicate(source: str, number: int) -> Problem:
+    return Problem(source, f"record {number}", "duplicate of a record already read (a chunk copied over another?): skipped")
 
 
 def _sort_errors(

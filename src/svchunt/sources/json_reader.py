@@ -35,6 +35,9 @@ class _Prefixed(io.RawIOBase):
     def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
         self._prefix = memoryview(prefix)
         self._rest = rest
+        # One underlying read per call: a stream that fails part-way (a truncated .gz) then loses nothing
+        # that came before the failure, as a looping read(n) would.
+        self._read = getattr(rest, "read1", rest.read)
 
     def readable(self) -> bool:
         return True
@@ -45,7 +48,7 @@ class _Prefixed(io.RawIOBase):
             buffer[:size] = self._prefix[:size]
             self._prefix = self._prefix[size:]
             return size
-        data = self._rest.read(len(buffer))
+        data = self._read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -59,6 +62,19 @@ def _first_significant(head: bytes) -> int:
     return -1
 
 
+def _read_head(stream: IO[bytes], size: int) -> bytes:
+    read = getattr(stream, "read1", stream.read)
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = read(size - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
 def looks_like_json(head: bytes) -> bool:
     index = _first_significant(head)
     return index >= 0 and head[index] in b"{["
@@ -69,6 +85,8 @@ def _event(record: Any, shape: str | None, source: str, line: int) -> tuple[Even
         fields, timestamp, record_id = normalise_record(record, shape)
     except NotAnEvent as exc:
         return Problem(source, f"line {line}", str(exc)), shape
+    except Exception as exc:  # a normaliser bug on one hostile record must not end the run
+        return Problem(source, f"line {line}", f"record could not be normalised: {type(exc).__name__}: {exc}"), shape
     if shape is None:
         shape = detect_shape(record)
     return Event(fields, timestamp, source, record_id, line), shape
@@ -119,7 +137,7 @@ def _lines(stream: IO[bytes], source: str, first_line: int = 1) -> Iterator[Even
 
 def read_json(stream: IO[bytes], source: str) -> Iterator[Event | Problem]:
     """Events of a JSON input read from a binary stream (file, gzip or zip member)."""
-    head = stream.read(4096)
+    head = _read_head(stream, 4096)
     start = _first_significant(head)
     if start < 0:
         rest = stream.read(MAX_DOCUMENT_BYTES)
@@ -163,14 +181,17 @@ def read_json(stream: IO[bytes], source: str) -> Iterator[Event | Problem]:
     yield from _lines(io.BufferedReader(_Prefixed(body, reader), buffer_size=1024 * 1024), source)
 
 
+# NaN / Infinity (not JSON, but Python writes them) become floats, which the normaliser keeps as text.
 _DECODER = json.JSONDecoder()
+# Python's decoder recurses per nesting level: catch its RecursionError like any syntax error.
+_DECODE_ERRORS = (ValueError, RecursionError)
 
 
 def _starts_with_object(text: str) -> bool:
     """True when the text opens with one complete JSON value (then more may follow)."""
     try:
         _DECODER.raw_decode(text, len(text) - len(text.lstrip("\ufeff \t\r\n")))
-    except ValueError:
+    except _DECODE_ERRORS:
         return False
     return True
 
@@ -195,8 +216,9 @@ def _concatenated(text: str, source: str) -> Iterator[Event | Problem]:
         line += text.count("\n", position, stripped)
         try:
             record, end = decode(text, stripped)
-        except ValueError as exc:
-            yield Problem(source, f"line {line}", f"invalid JSON: {exc}")
+        except _DECODE_ERRORS as exc:
+            reason = f"nested too deeply ({exc})" if isinstance(exc, RecursionError) else str(exc)
+            yield Problem(source, f"line {line}", f"invalid JSON: {reason}")
             resume = text.find("\n{", stripped + 1)
             if resume == -1:
                 return

@@ -8,7 +8,6 @@ source and position, and reading goes on.
 
 from __future__ import annotations
 
-import gzip
 import os
 import stat
 import zipfile
@@ -16,10 +15,10 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
-from svchunt.model import Event, Problem
+from svchunt.model import FLAGS_FIELD, Event, Problem
 from svchunt.sources import archives
-from svchunt.sources.archives import ArchiveLimit, Budget, CappedReader
-from svchunt.sources.evtx_reader import FILE_MAGIC, read_evtx
+from svchunt.sources.archives import ArchiveLimit, Budget, CappedReader, GunzipReader, Truncated
+from svchunt.sources.evtx_reader import CHUNK_MAGIC, FILE_MAGIC, HEADER_BLOCK, read_evtx
 from svchunt.sources.json_reader import read_json
 from svchunt.sources.parquet import PARQUET_MAGIC, read_parquet
 
@@ -36,8 +35,18 @@ def read_events(path: str) -> Iterator[Item]:
 
     An empty file gives one Problem(path, "file", "empty file"): a skipped file, not a skipped record.
     Problems with position "file" mean the whole input (or what is left of it) was skipped; all other
-    positions ("record N", "line N", "chunk N", "member NAME") are one skipped record each.
+    positions ("record N", "line N", "chunk N", "member NAME") are one skipped record each. An event
+    whose values had to be changed to fit the bounds (normalise/bounds.py) is followed by a `kept`
+    Problem saying what changed: a flagged record, not a skipped one.
     """
+    flags = FLAGS_FIELD
+    for item in _read_events(path):
+        yield item
+        if type(item) is Event and flags in item.fields:
+            yield Problem.flagged(item)
+
+
+def _read_events(path: str) -> Iterator[Item]:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -66,8 +75,21 @@ def read_events(path: str) -> Iterator[Item]:
             yield from _read_zip(handle, path, Budget(), depth=0)
         elif head.startswith(GZIP_MAGIC):
             yield from _read_gzip(handle, path, info.st_size, Budget(), depth=0, position="file")
+        elif _chunk_after_header(handle):  # an EVTX file whose header is damaged
+            handle.close()
+            yield from read_evtx(path, path)
         else:
             yield from read_json(handle, path)
+
+
+def _chunk_after_header(handle: IO[bytes]) -> bool:
+    try:
+        handle.seek(HEADER_BLOCK)
+        found = handle.read(len(CHUNK_MAGIC)) == CHUNK_MAGIC
+        handle.seek(0)
+    except OSError:
+        return False
+    return found
 
 
 def _read_stream(
@@ -89,8 +111,10 @@ def _read_stream(
         yield Problem(source, "file", "empty file")
         return
     if head.startswith(FILE_MAGIC):
-        with archives.spool(stream, ".evtx") as copy:
-            yield from read_evtx(copy.name, source)
+        with archives.spool(stream, ".evtx", keep_partial=True) as copy:
+            yield from read_evtx(copy.name, source)  # a cut copy: the EVTX reader accounts for the rest
+            if copy.truncated is not None:
+                yield Problem(container, position, f"{copy.truncated}: records after the cut are lost")
     elif head.startswith(PARQUET_MAGIC):  # needs random access: read from a folder, not an archive
         yield Problem(container, position, "Parquet inside an archive is not read: extract it first")
     elif head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC, GZIP_MAGIC)):
@@ -115,14 +139,17 @@ def _read_gzip(
     container: str | None = None,
 ) -> Iterator[Item]:
     container = container or source
-    capped = CappedReader(gzip.GzipFile(fileobj=raw, mode="rb"), compressed_size, budget, source)
+    gunzip = GunzipReader(raw)
+    capped = CappedReader(gunzip, compressed_size, budget, source, consumed=lambda: gunzip.consumed)
     try:
         yield from _read_stream(
             archives.buffered(capped), source, compressed_size, budget, depth, position, container
         )
     except ArchiveLimit as exc:
         yield Problem(container, position, str(exc))
-    except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip data
+    except Truncated as exc:  # every complete record before the cut has been read
+        yield Problem(container, position, f"{exc}: the rest after {capped.produced} bytes is lost")
+    except (OSError, EOFError, zlib.error) as exc:  # corrupt gzip data
         yield Problem(container, position, f"gzip data unreadable after {capped.produced} bytes: {exc}")
 
 
@@ -150,7 +177,9 @@ def _read_zip(handle: IO[bytes], source: str, budget: Budget, depth: int) -> Ite
             except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError) as exc:
                 yield Problem(source, where, f"cannot open member: {exc}")
                 continue
-            capped = CappedReader(stream, info.compress_size, budget, member_source)
+            capped = CappedReader(
+                stream, info.compress_size, budget, member_source, archives.zip_consumed(stream, info.compress_size)
+            )
             try:
                 with stream:
                     yield from _read_stream(

@@ -168,7 +168,7 @@ def write_events(items: Iterable[Event | Problem], out_dir: str, stats: WriteSta
             stats.problems.append(problem)
             if problem.whole_file:
                 stats.files_skipped += 1
-            else:
+            elif not problem.kept:  # a flagged record was written, with its flags
                 stats.records_skipped += 1
         if batch:
             writer.add(batch)

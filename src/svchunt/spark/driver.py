@@ -235,10 +235,10 @@ def _result(
     for i in range(problem_rows.num_rows):
         if rows["rank"][i] is None:
             name, place = _file_key(plan, local_names, rows["file"][i])
-            problem = Problem(name, rows["position"][i], rows["reason"][i])
+            problem = Problem.from_row(name, rows["position"][i], rows["reason"][i])
         else:
             place = (rows["rank"][i], rows["file_index"][i], "")
-            problem = Problem(rows["source"][i], rows["position"][i], rows["reason"][i])
+            problem = Problem.from_row(rows["source"][i], rows["position"][i], rows["reason"][i])
         located.append(((*place, rows["pos"][i]), problem))
     located.sort(key=lambda item: item[0])
     problems = plan.problems + [p for _, p in located]
@@ -250,8 +250,7 @@ def _result(
         rules_loaded=len(ruleset.rules) - len(not_shipped),
         correlations_loaded=len(detector.correlation_rules),
     )
-    stats.files_skipped = sum(1 for p in problems if p.whole_file)
-    stats.records_skipped = len(problems) - stats.files_skipped
+    stats.count_problems(problems)
     stats.records_matched = len(_identities(e for _, _, e in keyed))
 
     outcome = detector.alerts(signals)

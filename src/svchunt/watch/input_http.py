@@ -2,7 +2,8 @@
 
 Bound to 127.0.0.1 by default. Any other bind requires a bearer token (the CLI refuses to start without one);
 when a token is set it is checked on every request, and a wrong or missing one gets 401 and a log line.
-The body size is limited (413), a body must have a Content-Length (411), and a client that stops sending
+The body size is limited (413), a body must have a Content-Length (411) that is one plain decimal number
+(400 otherwise), the listen backlog holds 128 waiting connections, and a client that stops sending
 in the middle of its body is dropped after `read_timeout` seconds and counted.
 """
 
@@ -32,6 +33,13 @@ def is_loopback(host: str) -> bool:
     except ValueError:
         return False
 
+
+
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: connections the kernel holds while every handler thread is busy. The
+    # socketserver default (5) refuses a burst of agents reconnecting after a restart.
+    request_queue_size = 128
+    daemon_threads = True
 
 class HttpInput(ThreadedInput):
     thread_name = "watch-http"
@@ -93,7 +101,7 @@ class HttpInput(ThreadedInput):
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = _Server((self.host, self.port), Handler)
         self._server.daemon_threads = True
 
     def _run(self) -> None:
@@ -118,9 +126,15 @@ class HttpInput(ThreadedInput):
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 self._refuse(handler, 401, "missing or wrong bearer token")
                 return
-        length_text = handler.headers.get("Content-Length")
-        if length_text is None or not length_text.strip().isdigit():
+        lengths = handler.headers.get_all("Content-Length") or []
+        if not lengths:
             self._refuse(handler, 411, "a Content-Length is required")
+            return
+        length_text = lengths[0].strip()
+        # ASCII digits only (str.isdigit also takes other scripts' digits), one value, of sane width
+        if len(lengths) > 1 or not length_text.isascii() or not length_text.isdigit() or len(length_text) > 18:
+            self._refuse(handler, 400, f"malformed Content-Length {lengths[0][:40]!r}")
+            handler.close_connection = True  # the body's end is unknown: the connection cannot be reused
             return
         length = int(length_text)
         if length > self.max_body:

@@ -33,7 +33,7 @@ import orjson
 
 from svchunt.correlate.timeparse import from_micros, to_micros
 from svchunt.engine.detector import Detector, DetectorStream, Step
-from svchunt.model import Alert, Event, Problem
+from svchunt.model import FLAGS_FIELD, Alert, Event, Problem
 from svchunt.rules.loader import RuleSet
 from svchunt.watch.batcher import Batch, next_batch
 from svchunt.watch.chunk import Chunk
@@ -215,6 +215,8 @@ class Watcher:
                 item = parse(raw, source, line)
                 if type(item) is Event:
                     events.append(item)
+                    if FLAGS_FIELD in item.fields:
+                        problems.append(Problem.flagged(item))
                     ts = item.timestamp  # fixed-width ISO UTC: sorts as text
                     if ts and ts > newest:
                         newest = ts
@@ -318,13 +320,20 @@ class Watcher:
 
     def _problem(self, problem: Problem) -> None:
         kind = reason_kind(problem.reason)
-        self.stats.count_skipped(kind)
+        if problem.kept:
+            self.stats.count_flagged()
+        else:
+            self.stats.count_skipped(kind)
         self._logged[kind] += 1
+        verb = "flagged" if problem.kept else "skipped"
         if self._logged[kind] <= LOG_PER_REASON:
-            self.log(f"skipped {problem.source} {problem.position}: {problem.reason[:300]}")
+            self.log(f"{verb} {problem.source} {problem.position}: {problem.reason[:300]}")
         elif self._logged[kind] == LOG_PER_REASON + 1:
-            self.log(f"more records skipped for '{kind}': counted in the stats, no longer logged one by one")
-        self._write_problem({"source": problem.source, "position": problem.position, "reason": problem.reason})
+            self.log(f"more records {verb} for '{kind}': counted in the stats, no longer logged one by one")
+        record = {"source": problem.source, "position": problem.position, "reason": problem.reason}
+        if problem.kept:
+            record["kind"] = "flagged"
+        self._write_problem(record)
 
     def _late(self, event: Event, mark: str | None) -> None:
         """An event older than the watermark: detected on its own, but its correlation windows are decided."""

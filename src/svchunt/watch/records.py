@@ -27,6 +27,8 @@ class RecordParser:
             fields, timestamp, record_id = normalise_record(record, shape)
         except NotAnEvent as exc:
             return Problem(source, f"line {line}", str(exc))
+        except Exception as exc:  # a normaliser bug on one hostile record must not stop the stream
+            return Problem(source, f"line {line}", f"record could not be normalised: {type(exc).__name__}: {exc}")
         if shape is None:
             self._shapes[source] = detect_shape(record)
         return Event(fields, timestamp, source, record_id, line)

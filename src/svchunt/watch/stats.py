@@ -16,6 +16,7 @@ class Stats:
         self.events = 0
         self.alerts = 0
         self.duplicates_suppressed = 0
+        self.flagged = 0  # read and evaluated with values changed to fit the event bounds (not skipped)
         self.late_events = 0  # older than the watermark when they arrived: detected alone, not correlated
         self.batches = 0
         self.skipped: Counter[str] = Counter()  # reason kind -> records
@@ -34,6 +35,10 @@ class Stats:
     def count_skipped(self, kind: str, n: int = 1) -> None:
         with self._lock:
             self.skipped[kind] += n
+
+    def count_flagged(self, n: int = 1) -> None:
+        with self._lock:
+            self.flagged += n
 
     def count_late(self, n: int = 1) -> None:
         with self._lock:
@@ -84,6 +89,7 @@ class Stats:
                 "batches": self.batches,
                 "skipped": sum(self.skipped.values()),
                 "skipped_by_reason": dict(self.skipped),
+                "flagged": self.flagged,
                 "late_events": self.late_events,
                 "refused": dict(self.refused),
                 "notices": list(self.notices)[-5:],
