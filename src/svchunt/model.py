@@ -231,7 +231,9 @@ def alert_from_signal(signal: Signal) -> Alert:
         timestamp=event.timestamp,
         computer=event.computer,
         evidence=[Evidence.of(event)],
-        fields=dict(event.fields),
+        # Shared, not copied: a normalised event's fields are never changed after normalisation, and an
+        # event that many rules match would otherwise be held once per alert (memory grows with alerts).
+        fields=event.fields,
     )
 
 
