@@ -246,6 +246,11 @@ def test_lowered_last_record_number_in_a_chunk_header_is_a_reported_gap(tmp_path
     assert len(read) + len(lost) == total
     assert set(range(last - 6, last + 1)) <= lost | read
     assert all("gap between chunk 1 and chunk 2" in p.reason for p in problems if p.position.startswith("record "))
+    result, out = _hunt_all_outputs(tmp_path, path)  # through the CLI: the lost records are counted
+    assert result.returncode == 0, result.stderr
+    summary = orjson.loads((out / "s.json").read_bytes())
+    assert (summary["records_read"], summary["records_skipped"]) == (len(read), len(lost))
+    assert "no chunk holds it" in result.stdout
 
 
 def test_file_header_next_record_beyond_the_chunks_is_a_reported_gap(tmp_path: Path, evtx_sample) -> None:  # type: ignore[no-untyped-def]
