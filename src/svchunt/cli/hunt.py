@@ -261,6 +261,6 @@ def _run_with_progress(options, detector, err, quiet):
         return run_hunt(
             options,
             detector=detector,
-            on_chunk=lambda res: progress.advance(task, len(res.paths)),
+            on_chunk=lambda res: progress.advance(task, res.files_done),
             on_inputs=lambda n: progress.update(task, total=n),
         )

@@ -20,12 +20,16 @@ from svchunt.model import Event, HuntResult, Problem, RunStats, Signal
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
+from svchunt.sources.ranges import ByteRange, json_lines_ranges, read_range
 
 BATCH_SIZE = 8192
 # Workers take files in chunks and batch events across the files of a chunk: with thousands of
 # small EVTX files, evaluating per file would pay every rule's fixed cost per file.
 CHUNK_BYTES = 8 << 20
 CHUNK_FILES = 64
+# A JSON-lines file at least this big is split into byte ranges, so one big file uses every worker.
+SPLIT_BYTES = 64 << 20
+RANGES_PER_WORKER = 2
 
 
 @dataclass
@@ -46,6 +50,8 @@ class HuntOptions:
 @dataclass
 class ChunkResult:
     paths: list[str]
+    start: int = 0  # byte offset of a range of a split file (0 for whole files): results sort by (paths, start)
+    files_done: float = 0.0  # for progress: a range is its share of one file
     records: int = 0
     outside_window: int = 0
     matches: list[tuple[int, Event]] = field(default_factory=list)  # (rule index, event)
@@ -70,14 +76,21 @@ def load_ruleset(options: HuntOptions) -> RuleSet:
 _WORKER: dict[str, object] = {}
 
 
-def scan_chunk(paths: list[str]) -> ChunkResult:
+def scan_chunk(paths: list[str] | ByteRange) -> ChunkResult:
+    """Read and match a chunk of whole files, or one byte range of a big JSON-lines file."""
     matcher: Matcher = _WORKER["matcher"]  # type: ignore[assignment]
     since: str | None = _WORKER.get("since")  # type: ignore[assignment]
     until: str | None = _WORKER.get("until")  # type: ignore[assignment]
-    result = ChunkResult(list(paths))
+    if isinstance(paths, ByteRange):
+        span = paths
+        result = ChunkResult([span.path], span.start, _share(span))
+        readers = [read_range(span)]
+    else:
+        result = ChunkResult(list(paths), files_done=len(paths))
+        readers = (read_events(path) for path in paths)
     batch: list[Event] = []
-    for path in paths:
-        for item in read_events(path):
+    for items in readers:
+        for item in items:
             if type(item) is not Event:
                 result.problems.append(item)  # type: ignore[arg-type]
                 continue
@@ -112,9 +125,29 @@ def chunk_files(files: list[str]) -> list[list[str]]:
     return chunks
 
 
+def _share(span: ByteRange) -> float:
+    size = _size(span.path)
+    return (span.end - span.start) / size if size else 1.0
+
+
+def split_big_files(chunks: list[list[str]], workers: int) -> list[list[str] | ByteRange]:
+    """A chunk that is one big JSON-lines file becomes byte ranges (a few per worker)."""
+    out: list[list[str] | ByteRange] = []
+    for chunk in chunks:
+        size = _size(chunk[0]) if len(chunk) == 1 else 0
+        spans = json_lines_ranges(chunk[0], size, workers * RANGES_PER_WORKER) if size >= SPLIT_BYTES else None
+        if spans:
+            out.extend(spans)
+        else:
+            out.append(chunk)
+    return out
+
+
 def _scan_all(files: list[str], workers: int, on_chunk: Callable[[ChunkResult], None] | None) -> list[ChunkResult]:
     results: list[ChunkResult] = []
-    chunks = chunk_files(files)
+    chunks: list[list[str] | ByteRange] = list(chunk_files(files))
+    if workers > 1:
+        chunks = split_big_files(chunks, workers)  # type: ignore[arg-type]
     # Workers share the compiled rules by forking; where there is no fork (Windows), run in-process.
     if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in chunks:
@@ -177,7 +210,7 @@ def run_hunt(
     signals: list[Signal] = []
     matched_events: set[tuple] = set()
     outside = 0
-    for res in sorted(results, key=lambda r: r.paths):
+    for res in sorted(results, key=lambda r: (r.paths, r.start)):
         stats.records_read += res.records
         outside += res.outside_window
         problems.extend(res.problems)
