@@ -156,26 +156,13 @@ def _bounded_list(key: str, value: list[Any], flags: list[str]) -> list[Any]:
     if clean:
         return value
     flags.append(f"{key} has values out of bounds: kept as text")
-    out: list[Any] = []
-    for item in value:
-        text = to_text(item) if type(item) in _SCALARS else nested_json(item)[0]
-        out.append(text[:MAX_TEXT_CHARS] if text is not None else None)
-    return out
+    return [None if item is None else as_text(item) for item in value]
 
 
 def event_id(raw: Any, out: dict[str, Any]) -> int | None:
-    """The EventID as an int in 0..65535; any other given value is kept as text and flagged; None when absent."""
-    if type(raw) is int and 0 <= raw <= MAX_EVENT_ID:
-        return raw
-    if type(raw) is dict:  # EventID with Qualifiers: {"#attributes": {...}, "#text": 7045}
-        raw = raw.get("#text")
-    if raw is None or raw == "":
-        return None
-    number = _whole(raw)
-    if number is not None and 0 <= number <= MAX_EVENT_ID:
-        return number
-    add_flag(out, f"EventID {quote(raw)} is not a number 0-{MAX_EVENT_ID}: kept as text")
-    return None
+    """The EventID as an int in 0..65535; any other given value is flagged (the caller keeps it as text);
+    None when absent."""
+    return _bounded_whole(raw, MAX_EVENT_ID, out, f"is not a number 0-{MAX_EVENT_ID}", "EventID")
 
 
 _NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|0[xX][0-9a-fA-F]+|inf(?:inity)?|nan)\s*",
@@ -184,8 +171,6 @@ _NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|0[xX
 
 def numeric(raw: Any) -> bool:
     """A number of any size (or NaN / Infinity), as a value or as text: what an EventID must look like."""
-    if type(raw) is dict:
-        raw = raw.get("#text")
     if type(raw) is int or type(raw) is float:
         return True
     return type(raw) is str and _NUMERIC_TEXT.fullmatch(raw) is not None
@@ -193,14 +178,19 @@ def numeric(raw: Any) -> bool:
 
 def record_number(raw: Any, out: dict[str, Any], name: str = "EventRecordID") -> int | None:
     """A record number as an int in 0..2**63-1, or None; a given value out of range is flagged."""
-    if type(raw) is int and 0 <= raw <= INT64_MAX:
+    return _bounded_whole(raw, INT64_MAX, out, "is not a record number", name)
+
+
+def _bounded_whole(raw: Any, high: int, out: dict[str, Any], what: str, name: str) -> int | None:
+    """`raw` as a whole number in 0..high; a given value that is not one is flagged; None when absent."""
+    if type(raw) is int and 0 <= raw <= high:
         return raw
     if raw is None or raw == "":
         return None
     number = _whole(raw)
-    if number is not None and 0 <= number <= INT64_MAX:
+    if number is not None and 0 <= number <= high:
         return number
-    add_flag(out, f"{name} {quote(raw)} is not a record number: kept as text")
+    add_flag(out, f"{name} {quote(raw)} {what}: kept as text")
     return None
 
 
@@ -224,8 +214,7 @@ def name_text(raw: Any, what: str, out: dict[str, Any]) -> str | None:
     if raw is None or type(raw) is str:
         return raw if raw is None or len(raw) <= MAX_TEXT_CHARS else raw[:MAX_TEXT_CHARS]
     add_flag(out, f"{what} is not text: kept as its text")
-    text = to_text(raw) if type(raw) in _SCALARS else nested_json(raw)[0]
-    return None if text is None else text[:MAX_TEXT_CHARS]
+    return as_text(raw)
 
 
 def flag_timestamp(out: dict[str, Any], raw: Any) -> None:

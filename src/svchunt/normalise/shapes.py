@@ -166,13 +166,15 @@ def _finish(
     `parsed`: the values come from the EVTX parser, whose types already fit the bounds (text within a
     64 KiB chunk, integers of at most 64 bits, nesting cut by `_value`): the per-value pass is skipped.
     """
-    event_id = raw_event_id if type(raw_event_id) is int and 0 <= raw_event_id <= 65535 else None
+    event_id = raw_event_id if type(raw_event_id) is int and 0 <= raw_event_id <= bounds.MAX_EVENT_ID else None
     if event_id is None:
         if raw_event_id is None or raw_event_id == "":
             raise NotAnEvent("no EventID")
-        if not bounds.numeric(raw_event_id):
+        # EventID with Qualifiers: {"#attributes": {...}, "#text": 7045}
+        value = raw_event_id.get("#text") if type(raw_event_id) is dict else raw_event_id
+        if not bounds.numeric(value):
             raise NotAnEvent(f"EventID {bounds.quote(raw_event_id)} is not a number")
-        event_id = bounds.event_id(raw_event_id, out)
+        event_id = bounds.event_id(value, out)
     out["EventID"] = bounds.as_text(raw_event_id) if event_id is None else event_id
     out["Channel"] = channel if type(channel) is str else bounds.name_text(channel, "Channel", out)
     out["Provider_Name"] = provider if type(provider) is str else bounds.name_text(provider, "Provider", out)

@@ -46,6 +46,7 @@ PARSER_THREADS = 0
 # A truncated file up to this size is padded in memory, a larger one in a temporary copy.
 PAD_IN_MEMORY = 256 << 20
 
+_UNREADABLE = "not a readable EVTX file"
 _RECORD_ERROR = re.compile(r"record number (\d+)")
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)")
 
@@ -211,10 +212,15 @@ def rebuilt_header(path: str) -> bytes | None:
     return bytes(header)
 
 
+def _padding(size: int) -> int:
+    """Zero bytes that make a file of `size` bytes end on a chunk boundary."""
+    return (-(size - HEADER_BLOCK)) % CHUNK_SIZE if size > HEADER_BLOCK else 0
+
+
 @contextmanager
 def _padded(path: str, size: int) -> Iterator[object]:
     """The file itself when it ends on a chunk boundary, else a copy padded with zeros up to one."""
-    missing = (-(size - HEADER_BLOCK)) % CHUNK_SIZE if size > HEADER_BLOCK else 0
+    missing = _padding(size)
     if not missing:
         yield path
         return
@@ -244,7 +250,7 @@ def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]
         spans, next_record = chunk_layout(path)
         size = os.path.getsize(path)
     except OSError as exc:
-        yield Problem(source, "file", f"not a readable EVTX file: {exc}")
+        yield Problem(source, "file", f"{_UNREADABLE}: {exc}")
         return
     with _padded(path, size) as target:
         items = _read_records(target, source, spans, next_record)
@@ -257,9 +263,6 @@ def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]
         yield from items
 
 
-_UNREADABLE = "not a readable EVTX file"
-
-
 def _read_rebuilt(path: str, source: str, why: str, fallback: Problem | None = None) -> Iterator[Event | Problem]:
     header = rebuilt_header(path)
     if header is None:
@@ -269,7 +272,7 @@ def _read_rebuilt(path: str, source: str, why: str, fallback: Problem | None = N
         copy.write(header)
         handle.seek(HEADER_BLOCK)
         shutil.copyfileobj(handle, copy)
-        copy.write(b"\0" * ((-(copy.tell() - HEADER_BLOCK)) % CHUNK_SIZE))  # whole chunks, as _padded does
+        copy.write(b"\0" * _padding(copy.tell()))  # whole chunks, as _padded gives
         copy.flush()
         yield Problem(source, "file header", f"damaged ({why}): chunks read with a rebuilt header", kept=True)
         spans, next_record = chunk_layout(copy.name)

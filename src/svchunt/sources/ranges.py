@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from svchunt.model import FLAGS_FIELD, Event, Problem
+from svchunt.model import Event, Problem
 from svchunt.sources import json_reader
+from svchunt.sources.reader import with_flag_reports
 
 _COUNT_BLOCK = 8 << 20
 
@@ -93,10 +94,7 @@ def read_range(span: ByteRange) -> Iterator[Event | Problem]:
         first_line = _line_breaks_before(handle, first) + 1
         handle.seek(first)
         stream = io.BufferedReader(_Limited(handle, last - first), buffer_size=1 << 20)
-        for item in json_reader._lines(stream, span.path, first_line=first_line):
-            yield item
-            if type(item) is Event and FLAGS_FIELD in item.fields:
-                yield Problem.flagged(item)
+        yield from with_flag_reports(json_reader._lines(stream, span.path, first_line=first_line))
 
 
 def _line_start(handle: io.BufferedReader, offset: int) -> int:

@@ -39,8 +39,13 @@ def read_events(path: str) -> Iterator[Item]:
     whose values had to be changed to fit the bounds (normalise/bounds.py) is followed by a `kept`
     Problem saying what changed: a flagged record, not a skipped one.
     """
+    return with_flag_reports(_read_events(path))
+
+
+def with_flag_reports(items: Iterator[Item]) -> Iterator[Item]:
+    """The items, each event whose values were bounded followed by its `kept` Problem."""
     flags = FLAGS_FIELD
-    for item in _read_events(path):
+    for item in items:
         yield item
         if type(item) is Event and flags in item.fields:
             yield Problem.flagged(item)

@@ -34,12 +34,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-
 class _Server(ThreadingHTTPServer):
     # The listen backlog: connections the kernel holds while every handler thread is busy. The
     # socketserver default (5) refuses a burst of agents reconnecting after a restart.
     request_queue_size = 128
-    daemon_threads = True
+
 
 class HttpInput(ThreadedInput):
     thread_name = "watch-http"
