@@ -59,6 +59,15 @@ class Event:
         return f"record {self.header_record_id if self.header_record_id is not None else self.record_id}"
 
 
+def field_dict(fields: Any) -> dict[str, Any]:
+    """An event's fields as a dict: a hunt's matched events keep theirs on disk (`engine.spool.StoredFields`),
+    which JSON writers cannot take as it is."""
+    if type(fields) is dict:
+        return fields
+    to_dict = getattr(fields, "to_dict", None)
+    return to_dict() if to_dict is not None else dict(fields)
+
+
 # The normalised event's list of changes made to fit hostile values within bounds (normalise/bounds.py).
 FLAGS_FIELD = "svchunt_flags"
 KEPT_PREFIX = "kept with changes: "

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from svchunt.model import Alert
+from svchunt.model import Alert, field_dict
 from svchunt.normalise.image_path import executable_part, normalise_image_path
 
 # Seconds two consecutive alerts sharing a key may be apart and still be one story (docs/incidents.md).
@@ -344,7 +344,7 @@ def alert_host(alert: Alert) -> str:
 
 def alert_events(alert: Alert) -> list[Mapping[str, Any]]:
     """The field sets an alert carries: its own fields, and each evidence event's where it has them."""
-    out: list[Mapping[str, Any]] = [alert.fields]
+    out: list[Mapping[str, Any]] = [field_dict(alert.fields)]
     events = alert.extra.get("events") if isinstance(alert.extra, dict) else None
     if isinstance(events, list):
         out.extend(e for e in events if isinstance(e, dict))
@@ -357,12 +357,20 @@ FieldMemo = dict[tuple[str, int], tuple[tuple[tuple[str, str], ...], Facts]]
 
 
 def alert_keys(alert: Alert, facts: Facts | None = None, memo: FieldMemo | None = None) -> set[tuple[str, str]]:
-    """Every (kind, value) key of an alert: its evidence records and the keys of its fields.
+    """Every (kind, value) key of an alert: its evidence records and the keys of its fields."""
+    keys, found = keys_and_facts(alert, memo)
+    if facts is not None:
+        _merge_facts(facts, found)
+    return keys
 
-    With `memo`, the keys of a single-event detection are computed once per evidence record: several
-    rules matching one event (common with a large rule set) carry copies of the same fields.
+
+def keys_and_facts(alert: Alert, memo: FieldMemo | None = None) -> tuple[set[tuple[str, str]], Facts]:
+    """An alert's keys (see `alert_keys`) and its facts.
+
+    With `memo`, the keys and facts of a single-event detection are computed once per evidence record and
+    the facts are shared, not copied (treat them as read-only): several rules matching one event (common
+    with a large rule set) carry the same fields.
     """
-    facts = facts if facts is not None else Facts()
     refs = [event_ref(e.source, e.record_id, e.line, e.header_record_id) for e in alert.evidence]
     keys = {("event", ref) for ref in refs}
     if memo is not None and alert.kind == "detection" and len(refs) == 1 and not alert.group and not alert.extra:
@@ -370,17 +378,30 @@ def alert_keys(alert: Alert, facts: Facts | None = None, memo: FieldMemo | None 
         found = memo.get(slot)
         if found is None:
             own = Facts()
-            found = memo[slot] = (tuple(field_keys(alert.fields, own)), own)
+            found = memo[slot] = (tuple(field_keys(field_dict(alert.fields), own)), _compact(own))
         keys.update(found[0])
-        _merge_facts(facts, found[1])
-        return keys
+        return keys, found[1]
+    facts = Facts()
     for fields in alert_events(alert):
         keys.update(field_keys(fields, facts))
-    return keys
+    return keys, facts
+
+
+_NO_FACTS: tuple[str, ...] = ()
+_FACT_NAMES = ("services", "images", "addresses", "workstations", "accounts", "logon_ids")
+
+
+def _compact(facts: Facts) -> Facts:
+    """Read-only facts with each empty list replaced by one shared empty tuple (most are empty: 6 lists
+    per matched event add up in a big hunt)."""
+    for name in _FACT_NAMES:
+        if not getattr(facts, name):
+            setattr(facts, name, _NO_FACTS)
+    return facts
 
 
 def _merge_facts(into: Facts, other: Facts) -> None:
-    for name in ("services", "images", "addresses", "workstations", "accounts", "logon_ids"):
+    for name in _FACT_NAMES:
         target = getattr(into, name)
         for value in getattr(other, name):
             _add(target, value)

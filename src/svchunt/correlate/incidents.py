@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from svchunt.correlate.incident_keys import GAPS, Facts, FieldMemo, alert_host, alert_keys, event_ref
-from svchunt.model import LEVEL_RANK, Alert
+from svchunt.correlate.incident_keys import GAPS, Facts, FieldMemo, alert_host, event_ref, keys_and_facts
+from svchunt.model import LEVEL_RANK, Alert, field_dict
 from svchunt.rules.coverage import BRIEF_IDS, ITEM_TITLES
 
 # Correlation types that count or sum events in a window: they never join incidents (see module doc).
@@ -132,39 +132,57 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
             unique[aid] = alert
     # A canonical order (time, then id) makes every later step independent of the input order.
     pairs = sorted(unique.items(), key=lambda kv: (kv[1].timestamp or "", kv[0]))
+    del unique
     ordered = [a for _, a in pairs]
     ids = [aid for aid, _ in pairs]
-    hosts = [alert_host(a) for a in ordered]
+    del pairs
+    # Memory is per alert here (a big hunt has 10^5 alerts): host names shared, facts shared between the
+    # alerts of one event, and for each key only the last alert that had it.
+    host_names: dict[str, str] = {}
+    hosts = [host_names.setdefault(h, h) for h in map(alert_host, ordered)]
     times = [_epoch(a.timestamp) for a in ordered]
-    facts = [Facts() for _ in ordered]
+    facts: list[Facts] = []
     uf = _UnionFind(len(ordered))
-    members: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    last: dict[tuple[str, str, str], int] = {}
     attached: list[int] = []
     memo: FieldMemo = {}
+    memo_time: str | None = None
     for i, alert in enumerate(ordered):
-        keys = alert_keys(alert, facts[i], memo)  # one pass gives the keys and the facts shown later
+        if alert.timestamp != memo_time:  # an event's alerts all carry its time, and arrive in time order
+            memo.clear()
+            memo_time = alert.timestamp
+        keys, own = keys_and_facts(alert, memo)  # one pass gives the keys and the facts shown later
+        facts.append(own)
         if _is_attached(alert, hosts[i]):
             attached.append(i)
             continue
+        # Alerts come in time order: joining each to the previous alert with the key joins consecutive ones.
+        t1 = times[i]
         for kind, value in keys:
-            members[(hosts[i], kind, value)].append(i)
-    for (_host, kind, _value), idx in members.items():
-        gap = GAPS[kind]
-        for prev, cur in zip(idx, idx[1:], strict=False):
-            t0, t1 = times[prev], times[cur]
-            if kind == "event" or (t0 is not None and t1 is not None and t1 - t0 <= gap):
-                uf.union(prev, cur)
+            member = (hosts[i], kind, value)
+            prev = last.get(member)
+            last[member] = i
+            if prev is not None:
+                t0 = times[prev]
+                if kind == "event" or (t0 is not None and t1 is not None and t1 - t0 <= GAPS[kind]):
+                    uf.union(prev, i)
+    del last, memo
 
     groups: dict[int, list[int]] = defaultdict(list)
+    is_attached = set(attached)
     for i in range(len(ordered)):
-        if i not in attached:
+        if i not in is_attached:
             groups[uf.find(i)].append(i)
-    # Evidence record -> the group holding it, for attaching aggregate and host-less alerts.
+    # Evidence record -> the group holding it, for attaching aggregate and host-less alerts (their records only).
+    wanted = {event_ref(e.source, e.record_id, e.line, e.header_record_id) for i in attached for e in ordered[i].evidence}
     holder: dict[str, set[int]] = defaultdict(set)
-    for root, idx in groups.items():
-        for i in idx:
-            for e in ordered[i].evidence:
-                holder[event_ref(e.source, e.record_id, e.line, e.header_record_id)].add(root)
+    if wanted:
+        for root, idx in groups.items():
+            for i in idx:
+                for e in ordered[i].evidence:
+                    ref = event_ref(e.source, e.record_id, e.line, e.header_record_id)
+                    if ref in wanted:
+                        holder[ref].add(root)
     related: dict[int, set[int]] = defaultdict(set)
     orphans = _UnionFind(len(ordered))
     orphan_refs: dict[str, list[int]] = defaultdict(list)
@@ -206,7 +224,7 @@ def build_incidents(alerts: Iterable[Alert]) -> list[Incident]:
 
 def _canonical(alert: Alert) -> bytes:
     return orjson.dumps(
-        [alert.timestamp, alert.computer, alert.fields, alert.group], option=orjson.OPT_SORT_KEYS, default=str
+        [alert.timestamp, alert.computer, field_dict(alert.fields), alert.group], option=orjson.OPT_SORT_KEYS, default=str
     )
 
 

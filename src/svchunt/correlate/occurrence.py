@@ -9,14 +9,14 @@ from typing import Any
 
 import orjson
 
-from svchunt.model import Alert, Event
+from svchunt.model import Alert, Event, field_dict
 
 
 def event_identity(event: Event) -> tuple:
     """Same event seen twice (matched by two rules, or the same file given twice) -> same identity."""
     ident: tuple = (event.source, event.record_id, event.line, event.header_record_id, event.timestamp)
     if event.record_id is None and event.line is None and event.header_record_id is None:
-        ident += (hashlib.sha256(orjson.dumps(event.fields, option=orjson.OPT_SORT_KEYS)).hexdigest(),)
+        ident += (hashlib.sha256(orjson.dumps(field_dict(event.fields), option=orjson.OPT_SORT_KEYS)).hexdigest(),)
     return ident
 
 
@@ -74,7 +74,7 @@ class Hit:
 
 def event_to_json(event: Event) -> dict[str, Any]:
     return {
-        "fields": event.fields,
+        "fields": field_dict(event.fields),
         "timestamp": event.timestamp,
         "source": event.source,
         "record_id": event.record_id,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
+from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack
 from svchunt.model import Event, HuntResult, Problem, RunStats, Signal
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
@@ -54,8 +56,32 @@ class ChunkResult:
     files_done: float = 0.0  # for progress: a range is its share of one file
     records: int = 0
     outside_window: int = 0
-    matches: list[tuple[int, Event]] = field(default_factory=list)  # (rule index, event)
+    # (rule index, index into `events`): an event that several rules match is sent once
+    matches: list[tuple[int, int]] = field(default_factory=list)
+    events: list[PackedEvent | Event] = field(default_factory=list)
+    fields_path: str | None = None  # the worker's file of the packed events' fields (engine/spool.py)
     problems: list[Problem] = field(default_factory=list)
+    # in the parent, after `unpack`: the matches as signals, and how many distinct records they are
+    signals: list[Signal] = field(default_factory=list)
+    matched: int = 0
+
+    def add_matches(self, found: list[tuple[int, Event]], writer: FieldWriter) -> None:
+        index: dict[int, int] = {}
+        for rule_index, event in found:
+            at = index.get(id(event))
+            if at is None:
+                at = index[id(event)] = len(self.events)
+                self.events.append(pack(event, writer))
+            self.matches.append((rule_index, at))
+
+    def unpack(self, spool: FieldSpool, signal: Callable[[int, Event], Signal]) -> None:
+        """`signals` from the matches, the events' fields moved to `spool`; the blobs are let go."""
+        base = spool.take(self.fields_path)
+        events = [spool.unpack(e, base) if type(e) is PackedEvent else e for e in self.events]
+        self.signals = [signal(rule_index, events[at]) for rule_index, at in self.matches]
+        # a chunk holds whole files or one range of lines: no record is in two chunks
+        self.matched = len({(e.source, e.record_id, e.line, e.header_record_id) for e in events})
+        self.events, self.matches, self.fields_path = [], [], None
 
 
 def rule_paths_for(options: HuntOptions) -> list[str]:
@@ -81,6 +107,7 @@ def scan_chunk(paths: list[str] | ByteRange) -> ChunkResult:
     matcher: Matcher = _WORKER["matcher"]  # type: ignore[assignment]
     since: str | None = _WORKER.get("since")  # type: ignore[assignment]
     until: str | None = _WORKER.get("until")  # type: ignore[assignment]
+    writer = FieldWriter(_WORKER["run_dir"])  # type: ignore[arg-type]
     if isinstance(paths, ByteRange):
         span = paths
         result = ChunkResult([span.path], span.start, _share(span))
@@ -102,10 +129,11 @@ def scan_chunk(paths: list[str] | ByteRange) -> ChunkResult:
                     continue
             batch.append(item)
             if len(batch) >= BATCH_SIZE:
-                result.matches.extend(matcher.match_indexed(batch))
+                result.add_matches(matcher.match_indexed(batch), writer)
                 batch.clear()
     if batch:
-        result.matches.extend(matcher.match_indexed(batch))
+        result.add_matches(matcher.match_indexed(batch), writer)
+    result.fields_path = writer.close()
     return result
 
 
@@ -143,7 +171,13 @@ def split_big_files(chunks: list[list[str]], workers: int) -> list[list[str] | B
     return out
 
 
-def _scan_all(files: list[str], workers: int, on_chunk: Callable[[ChunkResult], None] | None) -> list[ChunkResult]:
+def _scan_all(
+    files: list[str],
+    workers: int,
+    on_chunk: Callable[[ChunkResult], None] | None,
+    receive: Callable[[ChunkResult], None],
+) -> list[ChunkResult]:
+    """Every chunk's result, each passed to `receive` as it arrives (then to `on_chunk`)."""
     results: list[ChunkResult] = []
     chunks: list[list[str] | ByteRange] = list(chunk_files(files))
     if workers > 1:
@@ -152,6 +186,7 @@ def _scan_all(files: list[str], workers: int, on_chunk: Callable[[ChunkResult], 
     if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in chunks:
             res = scan_chunk(chunk)
+            receive(res)
             results.append(res)
             if on_chunk:
                 on_chunk(res)
@@ -159,6 +194,7 @@ def _scan_all(files: list[str], workers: int, on_chunk: Callable[[ChunkResult], 
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(processes=min(workers, len(chunks))) as pool:
         for res in pool.imap_unordered(scan_chunk, chunks, chunksize=1):
+            receive(res)
             results.append(res)
             if on_chunk:
                 on_chunk(res)
@@ -199,26 +235,29 @@ def run_hunt(
     if on_inputs:
         on_inputs(len(files))
 
-    _WORKER.clear()
-    _WORKER.update(matcher=detector.matcher, since=options.since, until=options.until)
     workers = options.workers or default_workers()
-    results = _scan_all(files, workers, on_chunk)
+    # Matched events' fields wait on disk for correlation, incidents and outputs (engine/spool.py): workers
+    # write them in the run's directory, the parent gathers them into one unlinked spool file.
+    spool = FieldSpool()
+    with tempfile.TemporaryDirectory(prefix="svchunt-run-") as run_dir:
+        _WORKER.clear()
+        _WORKER.update(matcher=detector.matcher, since=options.since, until=options.until, run_dir=run_dir)
+        results = _scan_all(files, workers, on_chunk, lambda res: res.unpack(spool, detector.signal))
 
     stats = RunStats(
         files=len(files), rules_loaded=len(ruleset.rules), correlations_loaded=len(detector.correlation_rules)
     )
     signals: list[Signal] = []
-    matched_events: set[tuple] = set()
     outside = 0
     for res in sorted(results, key=lambda r: (r.paths, r.start)):
         stats.records_read += res.records
+        stats.records_matched += res.matched
         outside += res.outside_window
         problems.extend(res.problems)
-        for rule_index, event in res.matches:
-            signals.append(detector.signal(rule_index, event))
-            matched_events.add((event.source, event.record_id, event.line, event.header_record_id))
+        signals.extend(res.signals)
+        res.signals = []
+    del results
     stats.count_problems(problems)
-    stats.records_matched = len(matched_events)
 
     outcome = detector.alerts(signals)
     notes: list[str] = list(outcome.notes)

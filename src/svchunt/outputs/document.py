@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from svchunt.model import Alert, Evidence, RuleInfo
+from svchunt.model import Alert, Evidence, RuleInfo, field_dict
 
 SCHEMA_VERSION = 2  # 1: the unversioned JSONL of earlier releases (no description, falsepositives, claims)
 
@@ -57,7 +57,7 @@ ALERT_FIELDS: tuple[Field, ...] = (
     Field("group", "json", "group-by values of a correlation ({} for a detection)", lambda a: a.group),
     Field("evidence", "evidence", "the events behind the alert, in time order (see EVIDENCE_FIELDS)",
           lambda a: [evidence_document(e) for e in a.evidence]),
-    Field("fields", "json", "the event's normalised fields (a correlation: its first event's)", lambda a: a.fields),
+    Field("fields", "json", "the event's normalised fields (a correlation: its first event's)", lambda a: field_dict(a.fields)),
     Field("extra", "json", "kind-specific details, e.g. a correlation's per-event fields under `events`",
           lambda a: a.extra),
 )
