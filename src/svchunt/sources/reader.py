@@ -63,7 +63,9 @@ def _read_events(path: str) -> Iterator[Item]:
         return
     with handle:
         try:
-            head = handle.peek(8)[:8]
+            # Not `peek`: that fills the whole read buffer (a big read), and an EVTX file is then read again
+            # by the parser.
+            head = os.pread(handle.fileno(), 8, 0)
         except OSError as exc:
             yield Problem(path, "file", f"cannot read: {exc.strerror or exc}")
             return
