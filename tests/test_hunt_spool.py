@@ -87,3 +87,36 @@ def test_hunt_with_the_spool_gives_the_in_memory_answer(workers: int, monkeypatc
     assert [to_document(a) for a in result.alerts] == [to_document(a) for a in in_memory.alerts]
     assert any(type(a.fields) is StoredFields for a in result.alerts)
     assert os.listdir(tmp_path) == [], "the run directory and the workers' files are removed"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_no_room_for_matched_events_is_one_clear_error(workers: str, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A full disk while workers write matched events: exit 1 naming the folder and what to do."""
+    import errno
+
+    from click.testing import CliRunner
+
+    from svchunt.cli.main import cli
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    out = CliRunner().invoke(cli, ["hunt", "--workers", workers, "--jsonl", str(tmp_path / "a.jsonl"), str(EXAMPLES)])
+    assert out.exit_code == 1, out.output
+    assert "No space left on device" in out.output and str(tmp_path) in out.output and "TMPDIR" in out.output
+    assert "Traceback" not in out.output
+    assert os.listdir(tmp_path) == [], "the run directory is removed"
+
+
+def test_a_missing_temporary_folder_is_one_clear_error(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from svchunt.cli.main import cli
+
+    gone = tmp_path / "gone"
+    monkeypatch.setattr(tempfile, "tempdir", str(gone))
+    out = CliRunner().invoke(cli, ["hunt", "--workers", "1", str(EXAMPLES)])
+    assert out.exit_code == 1, out.output
+    assert str(gone) in out.output and "TMPDIR" in out.output and "Traceback" not in out.output

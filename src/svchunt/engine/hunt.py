@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
-from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack
+from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack, run_directory
 from svchunt.model import Event, HuntResult, Problem, RunStats, Signal
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
@@ -239,7 +238,7 @@ def run_hunt(
     # Matched events' fields wait on disk for correlation, incidents and outputs (engine/spool.py): workers
     # write them in the run's directory, the parent gathers them into one unlinked spool file.
     spool = FieldSpool()
-    with tempfile.TemporaryDirectory(prefix="svchunt-run-") as run_dir:
+    with run_directory() as run_dir:
         _WORKER.clear()
         _WORKER.update(matcher=detector.matcher, since=options.since, until=options.until, run_dir=run_dir)
         results = _scan_all(files, workers, on_chunk, lambda res: res.unpack(spool, detector.signal))

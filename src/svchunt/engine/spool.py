@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,30 @@ from svchunt.model import Event
 HOT_FIELDS = ("EventID", "Channel", "Computer", "Provider_Name")
 _HOT_INDEX = {name: i for i, name in enumerate(HOT_FIELDS)}
 CACHE_EVENTS = 512
+
+
+class SpoolError(RuntimeError):
+    """The temporary space for matched events cannot be written or read (full disk, missing TMPDIR)."""
+
+
+@contextmanager
+def _space(directory: str | None) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        where = directory or tempfile.gettempdir()
+        raise SpoolError(
+            f"temporary space for matched events in {where}: {exc.strerror or exc} (set TMPDIR to a folder with room)"
+        ) from None
+
+
+@contextmanager
+def run_directory() -> Iterator[str]:
+    """The run's directory for the workers' files, removed at the end whatever happens."""
+    with _space(None):
+        holder = tempfile.TemporaryDirectory(prefix="svchunt-run-")
+    with holder as path:
+        yield path
 
 
 @dataclass(slots=True)
@@ -56,19 +81,21 @@ class FieldWriter:
         self.size = 0
 
     def write(self, blob: bytes) -> int:
-        if self._out is None:
-            fd, self.path = tempfile.mkstemp(prefix="fields-", dir=self.directory)
-            self._out = os.fdopen(fd, "wb", buffering=1 << 20)
-        start = self.size
-        self._out.write(blob)
+        with _space(self.directory):
+            if self._out is None:
+                fd, self.path = tempfile.mkstemp(prefix="fields-", dir=self.directory)
+                self._out = os.fdopen(fd, "wb", buffering=1 << 20)
+            start = self.size
+            self._out.write(blob)
         self.size += len(blob)
         return start
 
     def close(self) -> str | None:
         """The file's path (None if nothing was written), complete on disk."""
         if self._out is not None:
-            self._out.close()
-            self._out = None
+            out, self._out = self._out, None
+            with _space(self.directory):
+                out.close()
         return self.path
 
 
@@ -93,7 +120,9 @@ class FieldSpool:
     """An append-only file of field blobs, read back by (offset, length)."""
 
     def __init__(self, directory: str | None = None) -> None:
-        self._file = tempfile.TemporaryFile(prefix="svchunt-fields-", dir=directory)
+        self.directory = directory
+        with _space(directory):
+            self._file = tempfile.TemporaryFile(prefix="svchunt-fields-", dir=directory)
         self._fd = self._file.fileno()
         self.size = 0
         self._cache: OrderedDict[int, dict[str, Any]] = OrderedDict()
@@ -105,6 +134,11 @@ class FieldSpool:
         base = self.size
         if path is None:
             return base
+        with _space(self.directory):
+            self._take(path, base)
+        return base
+
+    def _take(self, path: str, base: int) -> None:
         with open(path, "rb") as src:
             left = os.fstat(src.fileno()).st_size
             try:
@@ -119,14 +153,14 @@ class FieldSpool:
                 while chunk := src.read(1 << 20):
                     self.add(chunk)
         os.unlink(path)
-        return base
 
     def add(self, blob: bytes | bytearray) -> int:
         offset = self.size
         view = memoryview(blob)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        with _space(self.directory):
+            while view:  # at the end whatever the file position (copy_file_range does not move it)
+                written = os.pwrite(self._fd, view, offset + len(blob) - len(view))
+                view = view[written:]
         self.size += len(blob)
         return offset
 
@@ -139,9 +173,10 @@ class FieldSpool:
             self._cache.move_to_end(offset)
             self._last = (offset, cached)
             return cached
-        data = os.pread(self._fd, length, offset)
-        if len(data) != length:
-            raise OSError(f"field spool: read {len(data)} of {length} bytes at offset {offset}")
+        with _space(self.directory):
+            data = os.pread(self._fd, length, offset)
+            if len(data) != length:
+                raise OSError(f"read {len(data)} of {length} bytes at offset {offset}")
         fields = orjson.loads(data)
         self._cache[offset] = fields
         self._last = (offset, fields)

@@ -62,32 +62,36 @@ class ChunkSpan:
 
 def chunk_layout(path: str) -> tuple[list[ChunkSpan], int | None]:
     """Chunks the file header announces, with their record-number bounds; and the next record number."""
-    size = os.path.getsize(path)
     with open(path, "rb") as handle:
-        header = handle.read(HEADER_BLOCK)
-        if len(header) < 0x2C or not header.startswith(FILE_MAGIC):
-            return [], None
-        next_record = struct.unpack_from("<Q", header, 0x18)[0]
-        count = struct.unpack_from("<H", header, 0x2A)[0]
-        spans: list[ChunkSpan] = []
-        for index in range(count):
-            offset = HEADER_BLOCK + index * CHUNK_SIZE
-            trouble = None
-            if offset >= size:
-                spans.append(ChunkSpan(index, None, None, f"chunk {index} missing: file ends at byte {size}"))
-                continue
-            if offset + CHUNK_SIZE > size:
-                trouble = f"chunk {index} truncated: file ends {size - offset} bytes into it"
-            handle.seek(offset)
-            head = handle.read(0x28)
-            if len(head) < 0x28 or not head.startswith(CHUNK_MAGIC):
-                spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header unreadable"))
-                continue
-            first, last = struct.unpack_from("<QQ", head, 0x18)
-            if last < first or last - first >= MAX_RECORDS_PER_CHUNK:
-                spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header garbled"))
-                continue
-            spans.append(ChunkSpan(index, first, last, trouble))
+        return _layout(handle, os.fstat(handle.fileno()).st_size)
+
+
+def _layout(handle: io.BufferedReader, size: int) -> tuple[list[ChunkSpan], int | None]:
+    handle.seek(0)
+    header = handle.read(HEADER_BLOCK)
+    if len(header) < 0x2C or not header.startswith(FILE_MAGIC):
+        return [], None
+    next_record = struct.unpack_from("<Q", header, 0x18)[0]
+    count = struct.unpack_from("<H", header, 0x2A)[0]
+    spans: list[ChunkSpan] = []
+    for index in range(count):
+        offset = HEADER_BLOCK + index * CHUNK_SIZE
+        trouble = None
+        if offset >= size:
+            spans.append(ChunkSpan(index, None, None, f"chunk {index} missing: file ends at byte {size}"))
+            continue
+        if offset + CHUNK_SIZE > size:
+            trouble = f"chunk {index} truncated: file ends {size - offset} bytes into it"
+        handle.seek(offset)
+        head = handle.read(0x28)
+        if len(head) < 0x28 or not head.startswith(CHUNK_MAGIC):
+            spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header unreadable"))
+            continue
+        first, last = struct.unpack_from("<QQ", head, 0x18)
+        if last < first or last - first >= MAX_RECORDS_PER_CHUNK:
+            spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header garbled"))
+            continue
+        spans.append(ChunkSpan(index, first, last, trouble))
     _unmark_copies(spans)
     _infer_missing_bounds(spans, next_record)
     return spans, next_record
@@ -242,13 +246,13 @@ def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]
     """
     source = source or path
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle:  # one open for the magic, the size and the chunk headers
             magic = handle.read(len(FILE_MAGIC))
+            size = os.fstat(handle.fileno()).st_size
+            spans, next_record = _layout(handle, size) if magic == FILE_MAGIC else ([], None)
         if magic != FILE_MAGIC:
             yield from _read_rebuilt(path, source, "file header magic missing")
             return
-        spans, next_record = chunk_layout(path)
-        size = os.path.getsize(path)
     except OSError as exc:
         yield Problem(source, "file", f"{_UNREADABLE}: {exc}")
         return
