@@ -120,3 +120,37 @@ def test_a_missing_temporary_folder_is_one_clear_error(monkeypatch, tmp_path: Pa
     out = CliRunner().invoke(cli, ["hunt", "--workers", "1", str(EXAMPLES)])
     assert out.exit_code == 1, out.output
     assert str(gone) in out.output and "TMPDIR" in out.output and "Traceback" not in out.output
+
+
+def test_incident_keys_from_the_worker_equal_the_parents(tmp_path: Path) -> None:
+    """Keys and facts derived where events are matched, read back from the spool: as computed from the fields."""
+    from svchunt.correlate.incident_keys import event_keys, event_keys_from_json, event_keys_json
+
+    events = _events(EXAMPLES, shared("evtx-attack-samples"))
+    writer = FieldWriter(str(tmp_path))
+    packed = [pack(e, writer, event_keys_json) for e in events]
+    spool = FieldSpool()
+    base = spool.take(writer.close())
+    with_keys = 0
+    for original, p in zip(events, packed, strict=True):
+        back = spool.unpack(p, base)  # type: ignore[arg-type]
+        assert back.fields == original.fields
+        derived = back.fields.derived  # type: ignore[attr-defined]
+        assert derived is not None
+        keys, facts = event_keys_from_json(derived())
+        want_keys, want_facts = event_keys(original.fields)
+        assert keys == want_keys and facts == want_facts
+        with_keys += bool(keys)
+    assert with_keys > 1000
+
+
+def test_a_failing_derivation_leaves_it_to_the_reader(tmp_path: Path) -> None:
+    def broken(fields):  # type: ignore[no-untyped-def]
+        raise ValueError("bug")
+
+    event = Event({"EventID": 7045, "Channel": "System", "ServiceName": "x"}, None, "t.jsonl", line=1)
+    writer = FieldWriter(str(tmp_path))
+    packed = pack(event, writer, broken)
+    spool = FieldSpool()
+    back = spool.unpack(packed, spool.take(writer.close()))  # type: ignore[arg-type]
+    assert back.fields == event.fields and back.fields.derived is None  # type: ignore[attr-defined]

@@ -377,14 +377,31 @@ def keys_and_facts(alert: Alert, memo: FieldMemo | None = None) -> tuple[set[tup
         slot = (refs[0], len(alert.fields))
         found = memo.get(slot)
         if found is None:
-            own = Facts()
-            found = memo[slot] = (tuple(field_keys(field_dict(alert.fields), own)), _compact(own))
+            derived = getattr(alert.fields, "derived", None)  # computed by the worker that matched the event
+            found = memo[slot] = event_keys_from_json(derived()) if derived is not None else event_keys(alert.fields)
         keys.update(found[0])
         return keys, found[1]
     facts = Facts()
     for fields in alert_events(alert):
         keys.update(field_keys(fields, facts))
     return keys, facts
+
+
+def event_keys(fields: Mapping[str, Any]) -> tuple[tuple[tuple[str, str], ...], Facts]:
+    """The keys and (read-only) facts of one event's fields: what all its single-event alerts share."""
+    own = Facts()
+    return tuple(field_keys(field_dict(fields), own)), _compact(own)
+
+
+def event_keys_json(fields: Mapping[str, Any]) -> list[Any]:
+    """`event_keys` as JSON, computed where the event was matched (a hunt's worker) and kept with its fields."""
+    keys, facts = event_keys(fields)
+    return [keys, [getattr(facts, name) for name in _FACT_NAMES]]
+
+
+def event_keys_from_json(data: Any) -> tuple[tuple[tuple[str, str], ...], Facts]:
+    keys, facts = data
+    return tuple((kind, value) for kind, value in keys), Facts(*(values or _NO_FACTS for values in facts))
 
 
 _NO_FACTS: tuple[str, ...] = ()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from svchunt.correlate.incident_keys import event_keys_json
 from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
 from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack, run_directory
@@ -70,7 +71,7 @@ class ChunkResult:
             at = index.get(id(event))
             if at is None:
                 at = index[id(event)] = len(self.events)
-                self.events.append(pack(event, writer))
+                self.events.append(pack(event, writer, event_keys_json))
             self.matches.append((rule_index, at))
 
     def unpack(self, spool: FieldSpool, signal: Callable[[int, Event], Signal]) -> None:

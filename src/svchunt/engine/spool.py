@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +61,7 @@ class PackedEvent:
 
     start: int
     length: int
+    derived_length: int  # what `derive` made of the fields, as JSON after them (0: nothing)
     count: int  # number of fields (Mapping len without a read)
     hot: tuple[Any, ...]  # the HOT_FIELDS values, None where absent
     present: int  # bit i set: HOT_FIELDS[i] is a field of the event
@@ -99,19 +100,28 @@ class FieldWriter:
         return self.path
 
 
-def pack(event: Event, writer: FieldWriter) -> PackedEvent | Event:
+def pack(event: Event, writer: FieldWriter, derive: Callable[[dict[str, Any]], Any] | None = None) -> PackedEvent | Event:
     """The event, its fields written to `writer` as JSON; an event whose fields JSON cannot hold is kept
-    as it is. (Written, not kept: orjson's bytes keep the capacity they were built in, 4 KiB at least.)"""
+    as it is. (Written, not kept: orjson's bytes keep the capacity they were built in, 4 KiB at least.)
+
+    `derive(fields)`, when given, is computed here (in the worker, in parallel) and kept after the fields:
+    `StoredFields.derived()` gives it back (incident keys, so the parent does not compute them)."""
     fields = event.fields
     try:
         blob = orjson.dumps(fields)
     except TypeError:
         return event
+    try:
+        extra = orjson.dumps(derive(fields)) if derive is not None else b""
+    except Exception:  # noqa: BLE001 - an optional head start: the reader of the fields derives it again
+        extra = b""
     start = writer.write(blob)
+    if extra:
+        writer.write(extra)
     hot = tuple(fields.get(name) for name in HOT_FIELDS)
     present = sum(1 << i for i, name in enumerate(HOT_FIELDS) if name in fields)
     return PackedEvent(
-        start, len(blob), len(fields), hot, present, event.timestamp, event.source, event.record_id, event.line,
+        start, len(blob), len(extra), len(fields), hot, present, event.timestamp, event.source, event.record_id, event.line,
         event.header_record_id,
     )
 
@@ -173,21 +183,29 @@ class FieldSpool:
             self._cache.move_to_end(offset)
             self._last = (offset, cached)
             return cached
-        with _space(self.directory):
-            data = os.pread(self._fd, length, offset)
-            if len(data) != length:
-                raise OSError(f"read {len(data)} of {length} bytes at offset {offset}")
-        fields = orjson.loads(data)
+        fields = orjson.loads(self.read(offset, length))
         self._cache[offset] = fields
         self._last = (offset, fields)
         if len(self._cache) > CACHE_EVENTS:
             self._cache.popitem(last=False)
         return fields
 
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            data = os.pread(self._fd, length, offset)
+            if len(data) != length:
+                raise OSError(f"read {len(data)} of {length} bytes at offset {offset}")
+        except OSError as exc:
+            with _space(self.directory):
+                raise exc
+        return data
+
     def unpack(self, packed: PackedEvent, base: int) -> Event:
         """The event, its fields in this spool at `base` (where its buffer was `add`ed) + its start."""
         hot = tuple(sys.intern(v) if type(v) is str and len(v) <= 128 else v for v in packed.hot)
-        fields = StoredFields(self, base + packed.start, packed.length, packed.count, hot, packed.present)
+        fields = StoredFields(
+            self, base + packed.start, packed.length, packed.count, hot, packed.present, packed.derived_length
+        )
         return Event(fields, packed.timestamp, packed.source, packed.record_id, packed.line, packed.header_record_id)  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -199,10 +217,17 @@ class FieldSpool:
 class StoredFields(Mapping[str, Any]):
     """An event's fields, read from a `FieldSpool` when asked for (never changed, as every event's fields)."""
 
-    __slots__ = ("_spool", "_offset", "_length", "_count", "_hot", "_present")
+    __slots__ = ("_spool", "_offset", "_length", "_count", "_hot", "_present", "_derived")
 
     def __init__(
-        self, spool: FieldSpool, offset: int, length: int, count: int, hot: tuple[Any, ...], present: int
+        self,
+        spool: FieldSpool,
+        offset: int,
+        length: int,
+        count: int,
+        hot: tuple[Any, ...],
+        present: int,
+        derived: int = 0,
     ) -> None:
         self._spool = spool
         self._offset = offset
@@ -210,9 +235,17 @@ class StoredFields(Mapping[str, Any]):
         self._count = count
         self._hot = hot
         self._present = present
+        self._derived = derived
 
     def to_dict(self) -> dict[str, Any]:
         return self._spool.load(self._offset, self._length)
+
+    @property
+    def derived(self) -> Callable[[], Any] | None:
+        """What the worker derived from these fields (see `pack`), as a call that reads it; None if nothing."""
+        if not self._derived:
+            return None
+        return lambda: orjson.loads(self._spool.read(self._offset + self._length, self._derived))
 
     def __getitem__(self, key: str) -> Any:
         i = _HOT_INDEX.get(key)
