@@ -22,6 +22,7 @@ from svchunt.model import Event, HuntResult, Problem, RunStats, Signal
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
+from svchunt.sources.evtx_ranges import ChunkRange, evtx_chunk_ranges, read_chunk_range
 from svchunt.sources.ranges import ByteRange, json_lines_ranges, read_range
 
 BATCH_SIZE = 8192
@@ -29,7 +30,8 @@ BATCH_SIZE = 8192
 # small EVTX files, evaluating per file would pay every rule's fixed cost per file.
 CHUNK_BYTES = 8 << 20
 CHUNK_FILES = 64
-# A JSON-lines file at least this big is split into byte ranges, so one big file uses every worker.
+# A JSON-lines file at least this big is split into byte ranges, and a healthy EVTX file into ranges of
+# its chunks, so one big file uses every worker.
 SPLIT_BYTES = 64 << 20
 RANGES_PER_WORKER = 2
 
@@ -102,8 +104,8 @@ def load_ruleset(options: HuntOptions) -> RuleSet:
 _WORKER: dict[str, object] = {}
 
 
-def scan_chunk(paths: list[str] | ByteRange) -> ChunkResult:
-    """Read and match a chunk of whole files, or one byte range of a big JSON-lines file."""
+def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
+    """Read and match a chunk of whole files, or one range of a big JSON-lines or EVTX file."""
     matcher: Matcher = _WORKER["matcher"]  # type: ignore[assignment]
     since: str | None = _WORKER.get("since")  # type: ignore[assignment]
     until: str | None = _WORKER.get("until")  # type: ignore[assignment]
@@ -112,6 +114,9 @@ def scan_chunk(paths: list[str] | ByteRange) -> ChunkResult:
         span = paths
         result = ChunkResult([span.path], span.start, _share(span))
         readers = [read_range(span)]
+    elif isinstance(paths, ChunkRange):
+        result = ChunkResult([paths.path], paths.start, (paths.end - paths.first) / paths.count)
+        readers = [read_chunk_range(paths)]
     else:
         result = ChunkResult(list(paths), files_done=len(paths))
         readers = (read_events(path) for path in paths)
@@ -158,12 +163,15 @@ def _share(span: ByteRange) -> float:
     return (span.end - span.start) / size if size else 1.0
 
 
-def split_big_files(chunks: list[list[str]], workers: int) -> list[list[str] | ByteRange]:
-    """A chunk that is one big JSON-lines file becomes byte ranges (a few per worker)."""
-    out: list[list[str] | ByteRange] = []
+def split_big_files(chunks: list[list[str]], workers: int) -> list[list[str] | ByteRange | ChunkRange]:
+    """A chunk that is one big JSON-lines or EVTX file becomes ranges of it (a few per worker)."""
+    out: list[list[str] | ByteRange | ChunkRange] = []
     for chunk in chunks:
         size = _size(chunk[0]) if len(chunk) == 1 else 0
-        spans = json_lines_ranges(chunk[0], size, workers * RANGES_PER_WORKER) if size >= SPLIT_BYTES else None
+        spans: list[ByteRange] | list[ChunkRange] | None = None
+        if size >= SPLIT_BYTES:
+            parts = workers * RANGES_PER_WORKER
+            spans = json_lines_ranges(chunk[0], size, parts) or evtx_chunk_ranges(chunk[0], parts)
         if spans:
             out.extend(spans)
         else:
@@ -179,7 +187,7 @@ def _scan_all(
 ) -> list[ChunkResult]:
     """Every chunk's result, each passed to `receive` as it arrives (then to `on_chunk`)."""
     results: list[ChunkResult] = []
-    chunks: list[list[str] | ByteRange] = list(chunk_files(files))
+    chunks: list[list[str] | ByteRange | ChunkRange] = list(chunk_files(files))
     if workers > 1:
         chunks = split_big_files(chunks, workers)  # type: ignore[arg-type]
     # Workers share the compiled rules by forking; where there is no fork (Windows), run in-process.

@@ -209,9 +209,14 @@ def rebuilt_header(path: str) -> bytes | None:
                 highest = max(highest, last)
     if not count:
         return None
+    return file_header(count, highest + 1)
+
+
+def file_header(count: int, next_record: int) -> bytes:
+    """A clean file header (with its CRC) for `count` chunks and the given next record number."""
     header = bytearray(HEADER_BLOCK)
     header[0:8] = FILE_MAGIC
-    struct.pack_into("<QQQIHHHH", header, 8, 0, count - 1, highest + 1, 128, 1, 3, HEADER_BLOCK, count)
+    struct.pack_into("<QQQIHHHH", header, 8, 0, count - 1, next_record, 128, 1, 3, HEADER_BLOCK, count)
     struct.pack_into("<I", header, 0x7C, zlib.crc32(bytes(header[:0x78])))
     return bytes(header)
 
@@ -284,8 +289,9 @@ def _read_rebuilt(path: str, source: str, why: str, fallback: Problem | None = N
 
 
 def _read_records(
-    target: object, source: str, spans: list[ChunkSpan], next_record: int | None = None
+    target: object, source: str, spans: list[ChunkSpan], next_record: int | None = None, chunk_offset: int = 0
 ) -> Iterator[Event | Problem]:
+    """`chunk_offset`: the file index of `target`'s first chunk, when it is a window of a file's chunks."""
     try:
         records = evtx.PyEvtxParser(target, number_of_threads=PARSER_THREADS).records_json()
     except (OSError, RuntimeError) as exc:
@@ -340,7 +346,7 @@ def _read_records(
             yield Problem(source, f"record {number}", f"record could not be normalised: {type(exc).__name__}: {exc}")
             continue
         yield Event(fields, timestamp, source, record_id, None, number)
-    yield from _missing(source, spans, low, seen, *_sort_errors(spans, errors))
+    yield from _missing(source, spans, low, seen, *_sort_errors(spans, errors, chunk_offset))
     for gap in gaps:
         for number in range(gap.first, gap.last + 1):
             if not seen[number - low]:
@@ -354,7 +360,7 @@ def _duplicate(source: str, number: int) -> Problem:
 
 
 def _sort_errors(
-    spans: list[ChunkSpan], errors: list[tuple[int | None, str]]
+    spans: list[ChunkSpan], errors: list[tuple[int | None, str]], chunk_offset: int = 0
 ) -> tuple[dict[int, str], dict[int, list[str]], list[str]]:
     """Parser errors by the record or chunk they name, else by the chunk of the last good record."""
     record_errors: dict[int, str] = {}
@@ -369,7 +375,7 @@ def _sort_errors(
             record_errors[number] = message
             current = _chunk_of(spans, number, current)
         elif match := _CHUNK_ERROR.search(message):
-            current = int(match.group(1))
+            current = int(match.group(1)) + chunk_offset
         if current is None:
             loose_errors.append(message)
         else:
