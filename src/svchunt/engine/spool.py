@@ -1,11 +1,12 @@
 """Matched events' fields kept on disk, so a hunt's memory grows by ~100 bytes per match, not ~2 KB.
 
 A big hunt matches hundreds of thousands of events, and every alert, correlation and incident needs them
-until the outputs are written. Workers send each matched event's fields as one JSON blob (`pack`); the
-parent appends the blob to a `FieldSpool` (an unlinked temporary file, gone when the run's alerts are)
-and gives the event a `StoredFields` in place of its dict: a read-only mapping that keeps the few fields
-every stage reads (EventID, Channel, Computer, Provider_Name) and reads the rest back from the file.
-Reads go through `os.pread` (the page cache, not this process's memory) with a small cache in front,
+until the outputs are written. Each worker writes the fields of the events it matched as JSON to its own
+file in the run's directory (`FieldWriter`, through `pack`) and sends only a small `PackedEvent`; the
+parent appends each worker's file to one `FieldSpool` (an unlinked temporary file, gone when the run's
+alerts are) and gives each event a `StoredFields` in place of its dict: a read-only mapping that keeps the
+few fields every stage reads (EventID, Channel, Computer, Provider_Name) and reads the rest back from the
+file. Reads go through `os.pread` (the page cache, not this process's memory) with a small cache in front,
 because the stages that read fields (incidents, outputs) take an event's alerts one after another.
 """
 
