@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -21,6 +24,22 @@ def _timestamp(value: str | None, name: str) -> str | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _spool_errors_reported(command: Callable[..., None]) -> Callable[..., None]:
+    """A full disk or missing TMPDIR for the matched events (engine/spool.py), during the run or while
+    writing outputs: one message and exit 1, not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        from svchunt.engine.spool import SpoolError
+
+        try:
+            command(*args, **kwargs)
+        except SpoolError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return run
 
 
 @click.command()
@@ -52,6 +71,7 @@ def _timestamp(value: str | None, name: str) -> str | None:
 @click.option("--engine", type=click.Choice(["embedded", "spark"]), default="embedded", show_default=True,
               help="Where per-event matching runs: in-process workers, or Apache Spark (docs/spark.md).")
 @click.option("--spark-master", help="Spark master URL for --engine spark (default: spark-submit's, else local[*]).")
+@_spool_errors_reported
 def hunt(
     paths: tuple[str, ...],
     rule_paths: tuple[str, ...],
@@ -129,62 +149,57 @@ def hunt(
             err.print(f"  refused: {terminal_text(r.path)}: {terminal_text(r.reason)}")
         sys.exit(2)
 
-    from svchunt.engine.spool import SpoolError
+    started = datetime.now(UTC).isoformat()
+    if engine == "spark":
+        result = _run_on_spark(options, ruleset, spark_master, err)
+    else:
+        result = _run_with_progress(options, detector, err, quiet)
+    finished = datetime.now(UTC).isoformat()
 
-    try:
-        started = datetime.now(UTC).isoformat()
-        if engine == "spark":
-            result = _run_on_spark(options, ruleset, spark_master, err)
-        else:
-            result = _run_with_progress(options, detector, err, quiet)
-        finished = datetime.now(UTC).isoformat()
+    from svchunt.correlate.incidents import build_incidents
 
-        from svchunt.correlate.incidents import build_incidents
+    incidents = build_incidents(result.alerts)
+    wrote: list[tuple[str, str]] = []
+    if jsonl_path:
+        from svchunt.outputs.jsonl import write_jsonl
 
-        incidents = build_incidents(result.alerts)
-        wrote: list[tuple[str, str]] = []
-        if jsonl_path:
-            from svchunt.outputs.jsonl import write_jsonl
+        write_jsonl(result.alerts, jsonl_path)
+        wrote.append(("alerts (JSON lines)", jsonl_path))
+    if csv_path:
+        from svchunt.outputs.csv_out import write_csv
 
-            write_jsonl(result.alerts, jsonl_path)
-            wrote.append(("alerts (JSON lines)", jsonl_path))
-        if csv_path:
-            from svchunt.outputs.csv_out import write_csv
+        write_csv(result.alerts, csv_path)
+        wrote.append(("alerts (CSV)", csv_path))
+    if html_path:
+        from svchunt.outputs.html_report import write_html
 
-            write_csv(result.alerts, csv_path)
-            wrote.append(("alerts (CSV)", csv_path))
-        if html_path:
-            from svchunt.outputs.html_report import write_html
+        write_html(html_path, result=result, incidents=incidents)
+        wrote.append(("HTML report", html_path))
+    if navigator_path:
+        from svchunt.outputs.navigator import alerts_layer, write_layer
 
-            write_html(html_path, result=result, incidents=incidents)
-            wrote.append(("HTML report", html_path))
-        if navigator_path:
-            from svchunt.outputs.navigator import alerts_layer, write_layer
+        write_layer(alerts_layer(result.alerts), navigator_path)
+        wrote.append(("ATT&CK Navigator layer", navigator_path))
+    if case_path:
+        from svchunt.outputs.case import write_case
 
-            write_layer(alerts_layer(result.alerts), navigator_path)
-            wrote.append(("ATT&CK Navigator layer", navigator_path))
-        if case_path:
-            from svchunt.outputs.case import write_case
+        hosts = sorted({a.computer for a in result.alerts if a.computer})
+        meta = {"started": started, "finished": finished, "hosts": hosts,
+                "args": {"command": "hunt", "paths": list(paths), "rules": list(rule_paths), "builtin": not no_builtin}}
+        write_case(case_path, result, meta)
+        _write_case_incidents(case_path)
+        wrote.append(("case file", case_path))
+    wrote += _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err)
+    if summary_path:
+        _write_summary(result, summary_path, incidents)
+        wrote.append(("run summary (JSON)", summary_path))
+    if not quiet:
+        from svchunt.outputs.terminal import render_summary
 
-            hosts = sorted({a.computer for a in result.alerts if a.computer})
-            meta = {"started": started, "finished": finished, "hosts": hosts,
-                    "args": {"command": "hunt", "paths": list(paths), "rules": list(rule_paths), "builtin": not no_builtin}}
-            write_case(case_path, result, meta)
-            _write_case_incidents(case_path)
-            wrote.append(("case file", case_path))
-        wrote += _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err)
-        if summary_path:
-            _write_summary(result, summary_path, incidents)
-            wrote.append(("run summary (JSON)", summary_path))
-        if not quiet:
-            from svchunt.outputs.terminal import render_summary
-
-            render_summary(result, Console(), max_rows=max_rows, incidents=incidents, timeline=timeline, wrote=wrote)
-        if result.stats.records_read == 0:
-            err.print("[red]nothing could be read from the given paths[/red]")
-            sys.exit(1)
-    except SpoolError as exc:  # the temporary space for matched events (full disk, missing TMPDIR)
-        raise click.ClickException(str(exc)) from None
+        render_summary(result, Console(), max_rows=max_rows, incidents=incidents, timeline=timeline, wrote=wrote)
+    if result.stats.records_read == 0:
+        err.print("[red]nothing could be read from the given paths[/red]")
+        sys.exit(1)
 
 
 def _write_case_incidents(case_path: str) -> None:

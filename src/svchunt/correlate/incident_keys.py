@@ -377,8 +377,9 @@ def keys_and_facts(alert: Alert, memo: FieldMemo | None = None) -> tuple[set[tup
         slot = (refs[0], len(alert.fields))
         found = memo.get(slot)
         if found is None:
-            derived = getattr(alert.fields, "derived", None)  # computed by the worker that matched the event
-            found = memo[slot] = event_keys_from_json(derived()) if derived is not None else event_keys(alert.fields)
+            derive = getattr(alert.fields, "derived", None)  # computed by the worker that matched the event
+            data = derive() if derive is not None else None
+            found = memo[slot] = event_keys_from_json(data) if data is not None else event_keys(alert.fields)
         keys.update(found[0])
         return keys, found[1]
     facts = Facts()

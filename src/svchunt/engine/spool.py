@@ -35,15 +35,19 @@ class SpoolError(RuntimeError):
     """The temporary space for matched events cannot be written or read (full disk, missing TMPDIR)."""
 
 
+def _spool_error(directory: str | None, exc: OSError) -> SpoolError:
+    where = directory or tempfile.gettempdir()
+    return SpoolError(
+        f"temporary space for matched events in {where}: {exc.strerror or exc} (set TMPDIR to a folder with room)"
+    )
+
+
 @contextmanager
 def _space(directory: str | None) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        where = directory or tempfile.gettempdir()
-        raise SpoolError(
-            f"temporary space for matched events in {where}: {exc.strerror or exc} (set TMPDIR to a folder with room)"
-        ) from None
+        raise _spool_error(directory, exc) from None
 
 
 @contextmanager
@@ -192,17 +196,16 @@ class FieldSpool:
         return fields
 
     def read(self, offset: int, length: int) -> bytes:
-        try:
+        try:  # not `_space`: a context manager per read costs more than the read on this hot path
             data = os.pread(self._fd, length, offset)
-            if len(data) != length:
-                raise OSError(f"read {len(data)} of {length} bytes at offset {offset}")
         except OSError as exc:
-            with _space(self.directory):
-                raise exc
+            raise _spool_error(self.directory, exc) from None
+        if len(data) != length:
+            raise _spool_error(self.directory, OSError(f"read {len(data)} of {length} bytes at offset {offset}"))
         return data
 
     def unpack(self, packed: PackedEvent, base: int) -> Event:
-        """The event, its fields in this spool at `base` (where its buffer was `add`ed) + its start."""
+        """The event, its fields in this spool at `base` (where its worker's file was `take`n) + its start."""
         hot = tuple(sys.intern(v) if type(v) is str and len(v) <= 128 else v for v in packed.hot)
         fields = StoredFields(
             self, base + packed.start, packed.length, packed.count, hot, packed.present, packed.derived_length
@@ -241,12 +244,11 @@ class StoredFields(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         return self._spool.load(self._offset, self._length)
 
-    @property
-    def derived(self) -> Callable[[], Any] | None:
-        """What the worker derived from these fields (see `pack`), as a call that reads it; None if nothing."""
+    def derived(self) -> Any:
+        """What the worker derived from these fields (see `pack`), read back; None if nothing was."""
         if not self._derived:
             return None
-        return lambda: orjson.loads(self._spool.read(self._offset + self._length, self._derived))
+        return orjson.loads(self._spool.read(self._offset + self._length, self._derived))
 
     def __getitem__(self, key: str) -> Any:
         i = _HOT_INDEX.get(key)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from svchunt.model import Event, Problem
 from svchunt.sources import evtx_reader
-from svchunt.sources.evtx_reader import CHUNK_MAGIC, CHUNK_SIZE, FILE_MAGIC, HEADER_BLOCK, ChunkSpan
+from svchunt.sources.evtx_reader import CHUNK_MAGIC, CHUNK_SIZE, HEADER_BLOCK, ChunkSpan
 from svchunt.sources.reader import with_flag_reports
 
 
@@ -39,10 +39,8 @@ def evtx_chunk_ranges(path: str, parts: int) -> list[ChunkRange] | None:
     """`parts` ranges of chunks of a healthy EVTX file, or None when it should be read whole."""
     try:
         with open(path, "rb") as handle:
-            if handle.read(len(FILE_MAGIC)) != FILE_MAGIC:
-                return None
             size = os.fstat(handle.fileno()).st_size
-            spans, next_record = evtx_reader._layout(handle, size)
+            spans, next_record = evtx_reader._layout(handle, size)  # no spans without the file magic
             if len(spans) < 2 or next_record is None or not _healthy(spans, next_record):
                 return None
             if HEADER_BLOCK + len(spans) * CHUNK_SIZE > size or _chunk_past(handle, len(spans), size):
