@@ -7,6 +7,7 @@ real-time mode all speak the same language.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,22 @@ def field_dict(fields: Any) -> dict[str, Any]:
 # The normalised event's list of changes made to fit hostile values within bounds (normalise/bounds.py).
 FLAGS_FIELD = "svchunt_flags"
 KEPT_PREFIX = "kept with changes: "
+
+
+class Unrouted:
+    """What a reader gives, when asked to (a hunt's `route`), for a record it read but did not normalise:
+    no loaded rule meets its channel and EventID, and normalising it could not have flagged anything
+    (`normalise.shapes.skip_unrouted`). Counted as read; there is one instance, `UNROUTED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNROUTED"
+
+
+UNROUTED = Unrouted()
+
+RouteTest = Callable[[tuple[str | None, int | None]], bool]  # does some rule meet (channel, EventID)?
 
 
 @dataclass(slots=True, frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,6 +43,19 @@ def _spool_errors_reported(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
+def _collector_thawed(command: Callable[..., None]) -> Callable[..., None]:
+    """Whatever the command froze for the garbage collector (see `hunt`) is collectable again after it."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return run
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
@@ -72,6 +86,7 @@ def _spool_errors_reported(command: Callable[..., None]) -> Callable[..., None]:
               help="Where per-event matching runs: in-process workers, or Apache Spark (docs/spark.md).")
 @click.option("--spark-master", help="Spark master URL for --engine spark (default: spark-submit's, else local[*]).")
 @_spool_errors_reported
+@_collector_thawed
 def hunt(
     paths: tuple[str, ...],
     rule_paths: tuple[str, ...],
@@ -155,6 +170,9 @@ def hunt(
     else:
         result = _run_with_progress(options, detector, err, quiet)
     finished = datetime.now(UTC).isoformat()
+    # The rules, the detector and the alerts live until the command ends: frozen, the garbage collector
+    # stops walking them again and again while incidents and outputs are built (`_collector_thawed` ends it).
+    gc.freeze()
 
     from svchunt.correlate.incidents import build_incidents
 

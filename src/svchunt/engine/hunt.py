@@ -8,6 +8,7 @@ answer does not depend on how files were split between workers.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
@@ -18,7 +19,7 @@ from svchunt.correlate.incident_keys import event_keys_json
 from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
 from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack, run_directory
-from svchunt.model import Event, HuntResult, Problem, RunStats, Signal
+from svchunt.model import UNROUTED, Event, HuntResult, Problem, RunStats, Signal
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
@@ -27,9 +28,16 @@ from svchunt.sources.ranges import ByteRange, json_lines_ranges, read_range
 
 BATCH_SIZE = 8192
 # Workers take files in chunks and batch events across the files of a chunk: with thousands of
-# small EVTX files, evaluating per file would pay every rule's fixed cost per file.
+# small EVTX files, evaluating per file would pay every rule's fixed cost per file. Bigger chunks make
+# bigger (channel, EventID) groups, which a large rule set evaluates in fewer passes; smaller ones
+# balance the workers better at the end. A chunk grows from CHUNK_BYTES up to MAX_CHUNK_BYTES while the
+# input still makes CHUNK_COUNT of them; files per chunk grow in the same proportion. The chunks depend on
+# the input only, not on the number of workers: results are ordered by chunk, so every worker count (and
+# the Spark driver) gives the problems in the same order.
 CHUNK_BYTES = 8 << 20
+MAX_CHUNK_BYTES = 32 << 20
 CHUNK_FILES = 64
+CHUNK_COUNT = 16
 # A JSON-lines file at least this big is split into byte ranges, and a healthy EVTX file into ranges of
 # its chunks, so one big file uses every worker.
 SPLIT_BYTES = 64 << 20
@@ -110,21 +118,28 @@ def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
     since: str | None = _WORKER.get("since")  # type: ignore[assignment]
     until: str | None = _WORKER.get("until")  # type: ignore[assignment]
     writer = FieldWriter(_WORKER["run_dir"])  # type: ignore[arg-type]
+    # Records no rule meets need not be normalised, only counted; with a time window they are normalised
+    # all the same, as the window counts the records outside it whatever their routing.
+    route = None if since or until else matcher.routed
     if isinstance(paths, ByteRange):
         span = paths
         result = ChunkResult([span.path], span.start, _share(span))
         readers = [read_range(span)]
     elif isinstance(paths, ChunkRange):
         result = ChunkResult([paths.path], paths.start, (paths.end - paths.first) / paths.count)
-        readers = [read_chunk_range(paths)]
+        readers = [read_chunk_range(paths, route)]
     else:
         result = ChunkResult(list(paths), files_done=len(paths))
-        readers = (read_events(path) for path in paths)
+        readers = (read_events(path, route) for path in paths)
     batch: list[Event] = []
+    unrouted = 0
     for items in readers:
         for item in items:
             if type(item) is not Event:
-                result.problems.append(item)  # type: ignore[arg-type]
+                if item is UNROUTED:
+                    unrouted += 1
+                else:
+                    result.problems.append(item)  # type: ignore[arg-type]
                 continue
             result.records += 1
             if since or until:
@@ -138,19 +153,24 @@ def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
                 batch.clear()
     if batch:
         result.add_matches(matcher.match_indexed(batch), writer)
+    result.records += unrouted
     result.fields_path = writer.close()
     return result
 
 
-def chunk_files(files: list[str]) -> list[list[str]]:
-    """Big files first (better balance between workers), small ones grouped."""
+def chunk_files(files: list[str] | dict[str, int]) -> list[list[str]]:
+    """Big files first (better balance between workers), small ones grouped. `files` may map each path to
+    its size (as listed), else each file is measured here."""
+    sizes = files if isinstance(files, dict) else {path: _size(path) for path in files}
+    limit = min(max(sum(sizes.values()) // CHUNK_COUNT, CHUNK_BYTES), MAX_CHUNK_BYTES)
+    max_files = CHUNK_FILES * limit // CHUNK_BYTES
     chunks: list[list[str]] = []
     current: list[str] = []
     size = 0
-    for path in sorted(files, key=_size, reverse=True):
+    for path in sorted(files, key=sizes.__getitem__, reverse=True):
         current.append(path)
-        size += _size(path)
-        if size >= CHUNK_BYTES or len(current) >= CHUNK_FILES:
+        size += sizes[path]
+        if size >= limit or len(current) >= max_files:
             chunks.append(current)
             current, size = [], 0
     if current:
@@ -180,16 +200,32 @@ def split_big_files(chunks: list[list[str]], workers: int) -> list[list[str] | B
 
 
 def _scan_all(
-    files: list[str],
+    files: dict[str, int],
     workers: int,
     on_chunk: Callable[[ChunkResult], None] | None,
     receive: Callable[[ChunkResult], None],
 ) -> list[ChunkResult]:
     """Every chunk's result, each passed to `receive` as it arrives (then to `on_chunk`)."""
-    results: list[ChunkResult] = []
     chunks: list[list[str] | ByteRange | ChunkRange] = list(chunk_files(files))
     if workers > 1:
         chunks = split_big_files(chunks, workers)  # type: ignore[arg-type]
+    # The compiled rules (thousands of objects with all SigmaHQ rules) live for the whole scan: frozen, the
+    # garbage collector stops walking them on every full collection, in the parent and in forked workers
+    # (whose memory pages then stay shared, not copied on the collector's writes).
+    gc.freeze()
+    try:
+        return _scan_chunks(chunks, workers, on_chunk, receive)
+    finally:
+        gc.unfreeze()
+
+
+def _scan_chunks(
+    chunks: list[list[str] | ByteRange | ChunkRange],
+    workers: int,
+    on_chunk: Callable[[ChunkResult], None] | None,
+    receive: Callable[[ChunkResult], None],
+) -> list[ChunkResult]:
+    results: list[ChunkResult] = []
     # Workers share the compiled rules by forking; where there is no fork (Windows), run in-process.
     if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in chunks:
@@ -233,13 +269,13 @@ def run_hunt(
     if detector is None:
         detector = Detector(ruleset, min_level=options.min_level, state=options.state)
 
-    files: list[str] = []
+    files: dict[str, int] = {}  # path -> size, in listing order
     problems: list[Problem] = []
     for item in iter_inputs(options.paths):
         if isinstance(item, Problem):
             problems.append(item)
         else:
-            files.append(item.path)
+            files[item.path] = item.size
     if on_inputs:
         on_inputs(len(files))
 

@@ -43,6 +43,7 @@ class Matcher:
                 for eid in route.event_ids if route.event_ids is not None else (None,):
                     self._table.setdefault((channel, eid), []).append(i)
         self._plans: dict[RouteKey, Plan] = {}
+        self._routed: dict[RouteKey, bool] = {}
         self._needs: list[Need | None | bool] = [False] * len(self.rules)  # False: not computed yet
 
     def need(self, i: int) -> Need | None:
@@ -56,6 +57,17 @@ class Matcher:
         if select is None:
             select = self._selects[i] = compile_condition(self.rules[i].compiled.condition)
         return select
+
+    def routed(self, key: RouteKey) -> bool:
+        """Whether any rule meets events of this (lower-cased channel, EventID): the routing of `plan`."""
+        found = self._routed.get(key)
+        if found is None:
+            channel, eid = key
+            table = self._table
+            found = self._routed[key] = any(
+                k in table for k in ((channel, eid), (channel, None), (None, eid), (None, None))
+            )
+        return found
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""

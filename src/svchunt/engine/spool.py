@@ -18,8 +18,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -59,10 +58,10 @@ def run_directory() -> Iterator[str]:
         yield path
 
 
-@dataclass(slots=True)
-class PackedEvent:
+class PackedEvent(NamedTuple):
     """A matched event as a worker sends it: provenance, the hot fields, and where its fields' JSON is in
-    the worker's `FieldWriter` file (the fields never travel through the parent's memory)."""
+    the worker's `FieldWriter` file (the fields never travel through the parent's memory). A tuple: the
+    parent unpickles thousands of them per chunk, and a tuple's unpickling runs in C, a dataclass's not."""
 
     start: int
     length: int

@@ -16,6 +16,7 @@ nested value becomes compact JSON text. The hot path is one pass over the event 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -244,6 +245,57 @@ def from_nested(record: dict[str, Any], parsed: bool = False) -> tuple[dict[str,
         out, event_id, system.get("Channel"), provider, system.get("Computer"), system.get("EventRecordID"), parsed
     )
     return out, timestamp, rid
+
+
+def skip_unrouted(record: Any, routed: Callable[[tuple[str | None, int]], bool]) -> bool:
+    """Whether a hunt may count an EVTX parser record without normalising it: no rule meets its
+    (lower-cased Channel, EventID), as `routed` says, and `from_nested(record, parsed=True)` would
+    normalise it without a flag or a problem. Every condition is one of `from_nested`'s and `_finish`'s
+    own fast paths: any other record goes down the full path. The key comes first, as it is all that a
+    routed record (normalised anyway) pays for.
+    """
+    event = record.get("Event") if type(record) is dict else None
+    system = event.get("System") if type(event) is dict else None
+    if type(system) is not dict:
+        return False
+    event_id = system.get("EventID")
+    if type(event_id) is dict:
+        event_id = event_id.get("#text")
+    channel = system.get("Channel")
+    if type(event_id) is not int or not 0 <= event_id <= bounds.MAX_EVENT_ID:
+        return False
+    if channel is None:
+        if routed((None, event_id)):
+            return False
+    elif type(channel) is not str or routed((channel.lower(), event_id)):
+        return False
+    return _quiet(event, system)
+
+
+def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:
+    """The rest of `skip_unrouted`'s test: nothing `from_nested` would flag, rewrite or refuse."""
+    if "UserData" in event or "ProcessingErrorData" in event:
+        return False
+    data = event.get("EventData")
+    if data is not None and not (
+        type(data) is dict and _SCALARS.issuperset(map(type, data.values())) and "#text" not in data
+    ):
+        return False
+    record_id = system.get("EventRecordID")
+    if record_id is not None and not (type(record_id) is int and 0 <= record_id <= bounds.INT64_MAX):
+        return False
+    computer = system.get("Computer")
+    if computer is not None and type(computer) is not str:
+        return False
+    provider = system.get("Provider")
+    provider = provider.get("#attributes") if type(provider) is dict else None
+    provider = provider.get("Name") if type(provider) is dict else None
+    if provider is not None and type(provider) is not str:
+        return False
+    created = system.get("TimeCreated")
+    created = created.get("#attributes") if type(created) is dict else None
+    stamp = created.get("SystemTime") if type(created) is dict else None
+    return stamp is None or (type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T")
 
 
 def from_wrapped(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | None]:

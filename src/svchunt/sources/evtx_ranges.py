@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from svchunt.model import Event, Problem
+from svchunt.model import Event, Problem, RouteTest
 from svchunt.sources import evtx_reader
 from svchunt.sources.evtx_reader import CHUNK_MAGIC, CHUNK_SIZE, HEADER_BLOCK, ChunkSpan
 from svchunt.sources.reader import with_flag_reports
@@ -116,8 +116,9 @@ class ChunkWindow(io.RawIOBase):
         super().close()
 
 
-def read_chunk_range(span: ChunkRange) -> Iterator[Event | Problem]:
-    """Events and problems of the records in `span`'s chunks, as a whole-file read gives them."""
+def read_chunk_range(span: ChunkRange, route: RouteTest | None = None) -> Iterator[Event | Problem]:
+    """Events and problems of the records in `span`'s chunks, as a whole-file read gives them (`route`: as
+    `read_evtx`'s)."""
     try:
         window = io.BufferedReader(ChunkWindow(span), buffer_size=CHUNK_SIZE)
     except OSError as exc:
@@ -130,5 +131,5 @@ def read_chunk_range(span: ChunkRange) -> Iterator[Event | Problem]:
             s.index = span.first + k
         window.seek(0)
         yield from with_flag_reports(
-            evtx_reader._read_records(window, span.path, spans, span.next_record, chunk_offset=span.first)
+            evtx_reader._read_records(window, span.path, spans, span.next_record, chunk_offset=span.first, route=route)
         )

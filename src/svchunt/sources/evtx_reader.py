@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import evtx
 import orjson
 
-from svchunt.model import Event, Problem
+from svchunt.model import UNROUTED, Event, Problem, RouteTest
 from svchunt.normalise.bounds import INT64_MAX
-from svchunt.normalise.shapes import NotAnEvent, from_nested
+from svchunt.normalise.shapes import NotAnEvent, from_nested, skip_unrouted
 
 FILE_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -244,10 +244,11 @@ def _padded(path: str, size: int) -> Iterator[object]:
         yield tmp
 
 
-def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]:
+def read_evtx(path: str, source: str | None = None, route: RouteTest | None = None) -> Iterator[Event | Problem]:
     """Events of one EVTX file; `source` names it in events and problems (default: `path`).
 
     A file whose header is damaged (its chunks intact) is read through a copy with a rebuilt header.
+    With `route`, a record that no rule meets and that normalises quietly comes out as `UNROUTED`.
     """
     source = source or path
     try:
@@ -256,23 +257,25 @@ def read_evtx(path: str, source: str | None = None) -> Iterator[Event | Problem]
             size = os.fstat(handle.fileno()).st_size
             spans, next_record = _layout(handle, size) if magic == FILE_MAGIC else ([], None)
         if magic != FILE_MAGIC:
-            yield from _read_rebuilt(path, source, "file header magic missing")
+            yield from _read_rebuilt(path, source, "file header magic missing", route=route)
             return
     except OSError as exc:
         yield Problem(source, "file", f"{_UNREADABLE}: {exc}")
         return
     with _padded(path, size) as target:
-        items = _read_records(target, source, spans, next_record)
+        items = _read_records(target, source, spans, next_record, route=route)
         first = next(items, None)
         if type(first) is Problem and first.position == "file" and first.reason.startswith(_UNREADABLE):
-            yield from _read_rebuilt(path, source, first.reason, fallback=first)  # the parser refused the header
+            yield from _read_rebuilt(path, source, first.reason, fallback=first, route=route)  # the parser refused the header
             return
         if first is not None:
             yield first
         yield from items
 
 
-def _read_rebuilt(path: str, source: str, why: str, fallback: Problem | None = None) -> Iterator[Event | Problem]:
+def _read_rebuilt(
+    path: str, source: str, why: str, fallback: Problem | None = None, route: RouteTest | None = None
+) -> Iterator[Event | Problem]:
     header = rebuilt_header(path)
     if header is None:
         yield fallback or Problem(source, "file", f"{_UNREADABLE}: {why}, and no chunk found")
@@ -285,13 +288,19 @@ def _read_rebuilt(path: str, source: str, why: str, fallback: Problem | None = N
         copy.flush()
         yield Problem(source, "file header", f"damaged ({why}): chunks read with a rebuilt header", kept=True)
         spans, next_record = chunk_layout(copy.name)
-        yield from _read_records(copy.name, source, spans, next_record)
+        yield from _read_records(copy.name, source, spans, next_record, route=route)
 
 
 def _read_records(
-    target: object, source: str, spans: list[ChunkSpan], next_record: int | None = None, chunk_offset: int = 0
+    target: object,
+    source: str,
+    spans: list[ChunkSpan],
+    next_record: int | None = None,
+    chunk_offset: int = 0,
+    route: RouteTest | None = None,
 ) -> Iterator[Event | Problem]:
-    """`chunk_offset`: the file index of `target`'s first chunk, when it is a window of a file's chunks."""
+    """`chunk_offset`: the file index of `target`'s first chunk, when it is a window of a file's chunks.
+    `route`: see `read_evtx`."""
     try:
         records = evtx.PyEvtxParser(target, number_of_threads=PARSER_THREADS).records_json()
     except (OSError, RuntimeError) as exc:
@@ -338,7 +347,11 @@ def _read_records(
         else:
             number = None
         try:
-            fields, timestamp, record_id = from_nested(loads(record["data"]), parsed=True)
+            data = loads(record["data"])
+            if route is not None and skip_unrouted(data, route):
+                yield UNROUTED  # no rule meets it: normalising it would only cost time
+                continue
+            fields, timestamp, record_id = from_nested(data, parsed=True)
         except (orjson.JSONDecodeError, NotAnEvent, KeyError, TypeError) as exc:
             yield Problem(source, f"record {number}", f"unusable record: {exc}")
             continue

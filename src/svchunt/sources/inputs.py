@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from svchunt.model import Problem
 
@@ -16,6 +16,8 @@ class InputFile:
 
     path: str
     size: int
+    # (st_dev, st_ino) from the stat that found the file: one file reached by two paths is read once
+    identity: tuple[int, int] | None = field(default=None, compare=False, repr=False)
 
 
 def _reason(exc: OSError) -> str:
@@ -30,12 +32,22 @@ def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[InputFile | Probl
         yield Problem(folder, "file", _reason(exc))
         return
     for name in names:
-        yield from _one(os.path.join(folder, name), seen)
+        path = os.path.join(folder, name)
+        # A regular file is the usual entry: decided here, without a generator of its own per file.
+        try:
+            info = os.stat(path)
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode) and os.access(path, os.R_OK):
+            yield InputFile(path, info.st_size, (info.st_dev, info.st_ino))
+        else:
+            yield from _one(path, seen, info)
 
 
-def _one(path: str, seen: set[tuple[int, int]]) -> Iterator[InputFile | Problem]:
+def _one(path: str, seen: set[tuple[int, int]], info: os.stat_result | None = None) -> Iterator[InputFile | Problem]:
+    """`info`: the path's stat when the caller has it already."""
     try:
-        info = os.stat(path)  # follows symlinks: a dangling one fails here
+        info = info or os.stat(path)  # follows symlinks: a dangling one fails here
     except OSError as exc:
         reason = "broken symbolic link" if os.path.islink(path) else _reason(exc)
         yield Problem(path, "file", reason)
@@ -50,7 +62,7 @@ def _one(path: str, seen: set[tuple[int, int]]) -> Iterator[InputFile | Problem]
         if not os.access(path, os.R_OK):
             yield Problem(path, "file", "cannot read: permission denied")
         else:
-            yield InputFile(path, info.st_size)
+            yield InputFile(path, info.st_size, (info.st_dev, info.st_ino))
     else:
         # Never open a FIFO, socket or device: reading could block forever or never end.
         yield Problem(path, "file", "not a regular file (FIFO, socket or device): skipped")
@@ -66,14 +78,8 @@ def iter_inputs(paths: list[str]) -> Iterator[InputFile | Problem]:
     seen_files: set[tuple[int, int]] = set()
     for path in paths:
         for item in _one(path, seen_dirs):
-            if isinstance(item, InputFile):
-                try:
-                    info = os.stat(item.path)
-                except OSError:
-                    info = None
-                if info is not None:
-                    key = (info.st_dev, info.st_ino)
-                    if key in seen_files:
-                        continue
-                    seen_files.add(key)
+            if type(item) is InputFile and item.identity is not None:
+                if item.identity in seen_files:
+                    continue
+                seen_files.add(item.identity)
             yield item

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
-from svchunt.model import FLAGS_FIELD, Event, Problem
+from svchunt.model import FLAGS_FIELD, Event, Problem, RouteTest
 from svchunt.sources import archives
 from svchunt.sources.archives import ArchiveLimit, Budget, CappedReader, GunzipReader, Truncated
 from svchunt.sources.evtx_reader import CHUNK_MAGIC, FILE_MAGIC, HEADER_BLOCK, read_evtx
@@ -30,7 +30,7 @@ _OPEN_BUFFER = 1024 * 1024
 Item = Event | Problem
 
 
-def read_events(path: str) -> Iterator[Item]:
+def read_events(path: str, route: RouteTest | None = None) -> Iterator[Item]:
     """Normalised events of one file, and a Problem for each record, member or file that cannot be read.
 
     An empty file gives one Problem(path, "file", "empty file"): a skipped file, not a skipped record.
@@ -38,8 +38,11 @@ def read_events(path: str) -> Iterator[Item]:
     positions ("record N", "line N", "chunk N", "member NAME") are one skipped record each. An event
     whose values had to be changed to fit the bounds (normalise/bounds.py) is followed by a `kept`
     Problem saying what changed: a flagged record, not a skipped one.
+
+    `route` (a hunt's): an EVTX record that no rule meets, and that normalises without a flag, comes out
+    as `UNROUTED` (read and counted, not normalised).
     """
-    return with_flag_reports(_read_events(path))
+    return with_flag_reports(_read_events(path, route))
 
 
 def with_flag_reports(items: Iterator[Item]) -> Iterator[Item]:
@@ -51,7 +54,7 @@ def with_flag_reports(items: Iterator[Item]) -> Iterator[Item]:
             yield Problem.flagged(item)
 
 
-def _read_events(path: str) -> Iterator[Item]:
+def _read_events(path: str, route: RouteTest | None = None) -> Iterator[Item]:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -74,7 +77,7 @@ def _read_events(path: str) -> Iterator[Item]:
             return
         if head.startswith(FILE_MAGIC):
             handle.close()
-            yield from read_evtx(path, path)
+            yield from read_evtx(path, path, route)
         elif head.startswith(PARQUET_MAGIC):  # a file of a `svchunt convert` dataset
             handle.close()
             yield from read_parquet(path)
@@ -84,7 +87,7 @@ def _read_events(path: str) -> Iterator[Item]:
             yield from _read_gzip(handle, path, info.st_size, Budget(), depth=0, position="file")
         elif _chunk_after_header(handle):  # an EVTX file whose header is damaged
             handle.close()
-            yield from read_evtx(path, path)
+            yield from read_evtx(path, path, route)
         else:
             yield from read_json(handle, path)
 

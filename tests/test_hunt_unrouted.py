@@ -1,0 +1,152 @@
+"""Records that no loaded rule meets are counted, not normalised (engine/hunt.py `route`): the same answers.
+
+A hunt asks the EVTX reader to skip normalising a record whose (channel, EventID) no rule meets, but only
+when `normalise.shapes.skip_unrouted` says normalising it could not have flagged anything or failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import shutil
+from pathlib import Path
+
+import evtx
+import orjson
+import pytest
+from conftest import REPO, shared
+
+from svchunt.engine.detector import Detector
+from svchunt.engine.hunt import HuntOptions, load_ruleset, run_hunt
+from svchunt.engine.matcher import Matcher
+from svchunt.model import FLAGS_FIELD, UNROUTED, Event
+from svchunt.normalise.shapes import from_nested, skip_unrouted
+from svchunt.sources import read_events
+
+EXAMPLES = REPO / "examples"
+
+
+def _parsed_records(paths: list[str]) -> list[dict]:
+    out = []
+    for path in paths:
+        for record in evtx.PyEvtxParser(path).records_json():
+            out.append(orjson.loads(record["data"]))
+    return out
+
+
+def test_the_quiet_key_is_the_routing_key_of_the_normalised_event_and_nothing_is_flagged() -> None:
+    files = sorted(glob.glob(str(shared("evtx-attack-samples") / "**" / "*.evtx"), recursive=True))
+    records = _parsed_records(files)
+    assert len(records) > 8000
+    keyed = 0
+    asked: list[tuple] = []
+    for record in records:
+        asked.clear()
+        if not skip_unrouted(record, lambda key: asked.append(key) or False):  # a router meeting nothing
+            continue
+        keyed += 1
+        [key] = asked
+        fields, _, _ = from_nested(copy.deepcopy(record), parsed=True)
+        channel = fields.get("Channel")
+        assert key == (channel.lower() if type(channel) is str else None, fields["EventID"])
+        assert FLAGS_FIELD not in fields
+    assert keyed > 0.9 * len(records), "the usual record takes the quiet path"
+
+
+def _record(**system: object) -> dict:
+    base = {
+        "Provider": {"#attributes": {"Name": "Service Control Manager"}},
+        "EventID": 7045,
+        "EventRecordID": 12,
+        "Channel": "System",
+        "Computer": "host",
+        "TimeCreated": {"#attributes": {"SystemTime": "2020-01-01T00:00:00.000000Z"}},
+    }
+    base.update(system)
+    return {"Event": {"System": base, "EventData": {"ServiceName": "x", "ImagePath": "c:\\x.exe"}}}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _record(TimeCreated={"#attributes": {"SystemTime": "yesterday"}}),  # flagged: unusable time
+        _record(Provider={"#attributes": {"Name": 7}}),  # flagged: provider is not text
+        _record(Computer=["a", "b"]),  # flagged: computer is not text
+        _record(Channel=5),  # flagged: channel is not text
+        _record(EventID=70000),  # out of range
+        _record(EventID="7045"),  # text: normalised through the number parser
+        _record(EventID=None),  # not an event
+        _record(EventRecordID=-1),  # flagged record number
+        {"Event": {"System": _record()["Event"]["System"], "EventData": {"Data": {"deep": {"er": [1, {"x": 2}]}}}}},
+        {"Event": {"System": _record()["Event"]["System"], "UserData": {"Thing": {"A": "b"}}}},
+        {"Event": {"System": _record()["Event"]["System"], "ProcessingErrorData": {"ErrorCode": 15005}}},
+        {"Event": {"System": "not an object"}},
+        {"Event": [1, 2]},
+        {"NotEvent": {}},
+        [],
+    ],
+)
+def test_records_that_could_be_flagged_or_refused_are_normalised(record: object) -> None:
+    assert not skip_unrouted(record, lambda key: False)
+
+
+def test_a_quiet_record_keyed_with_qualifiers_and_without_event_data() -> None:
+    record = _record(EventID={"#attributes": {"Qualifiers": 16384}, "#text": 7045})
+    asked: list[tuple] = []
+    assert skip_unrouted(record, lambda key: asked.append(key) or False)
+    del record["Event"]["EventData"]
+    assert skip_unrouted(record, lambda key: asked.append(key) or False)
+    assert asked == [("system", 7045)] * 2
+    assert not skip_unrouted(record, lambda key: True), "a routed record is always normalised"
+    fields, _, _ = from_nested(record, parsed=True)
+    assert FLAGS_FIELD not in fields and fields["EventID"] == 7045
+
+
+def test_the_reader_gives_unrouted_only_for_records_no_rule_meets() -> None:
+    matcher = Detector(load_ruleset(HuntOptions(paths=[]))).matcher
+    files = sorted(glob.glob(str(shared("evtx-attack-samples") / "**" / "*.evtx"), recursive=True))
+    normalised = unrouted = 0
+    for path in files:
+        plain = [e for e in read_events(path) if type(e) is Event]
+        routed = list(read_events(path, matcher.routed))
+        events = [e for e in routed if type(e) is Event]
+        unrouted += sum(1 for e in routed if e is UNROUTED)
+        # every event the router lets through is the one a plain read gives, in the same order
+        kept = [e for e in plain if _meets(matcher, e)]
+        assert [e.fields for e in events if _meets(matcher, e)] == [e.fields for e in kept]
+        assert len(events) + sum(1 for e in routed if e is UNROUTED) == len(plain)
+        normalised += len(events)
+    assert unrouted > 1000 and normalised > 1000, "the built-in content meets some channels, not all"
+
+
+def _meets(matcher: Matcher, event: Event) -> bool:
+    channel, eid = event.fields.get("Channel"), event.fields.get("EventID")
+    return matcher.routed((channel.lower() if type(channel) is str else None, eid if type(eid) is int else None))
+
+
+def _hunt(paths: list[str], monkeypatch: pytest.MonkeyPatch, routing: bool, workers: int):
+    if not routing:
+        monkeypatch.setattr(Matcher, "routed", lambda self, key: True)  # every record normalised
+    try:
+        return run_hunt(HuntOptions(paths=paths, workers=workers))
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_hunt_gives_the_same_answer_with_and_without_skipping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    samples = shared("evtx-attack-samples")
+    damaged = bytearray((samples / "Lateral Movement" / "LM_Remote_Service02_7045.evtx").read_bytes())
+    damaged[4096 + 2000 : 4096 + 2400] = b"\xee" * 400  # inside chunk 0's records
+    (tmp_path / "damaged.evtx").write_bytes(bytes(damaged))
+    shutil.copy(samples / "Lateral Movement" / "LM_Remote_Service02_7045.evtx", tmp_path / "good.evtx")
+    paths = [str(samples), str(EXAMPLES), str(tmp_path)]
+    skipping = _hunt(paths, monkeypatch, True, workers)
+    full = _hunt(paths, monkeypatch, False, workers)
+    assert len(full.alerts) > 50 and full.problems
+    assert [a.to_dict() for a in skipping.alerts] == [a.to_dict() for a in full.alerts]
+    assert skipping.problems == full.problems and skipping.notes == full.notes
+    for name in ("files", "records_read", "records_skipped", "records_flagged", "files_skipped", "records_matched"):
+        assert getattr(skipping.stats, name) == getattr(full.stats, name), name
