@@ -124,11 +124,11 @@ def _meets(matcher: Matcher, event: Event) -> bool:
     return matcher.routed((channel.lower() if type(channel) is str else None, eid if type(eid) is int else None))
 
 
-def _hunt(paths: list[str], monkeypatch: pytest.MonkeyPatch, routing: bool, workers: int):
+def _hunt(paths: list[str], monkeypatch: pytest.MonkeyPatch, routing: bool, workers: int, **window: str):
     if not routing:
         monkeypatch.setattr(Matcher, "routed", lambda self, key: True)  # every record normalised
     try:
-        return run_hunt(HuntOptions(paths=paths, workers=workers))
+        return run_hunt(HuntOptions(paths=paths, workers=workers, **window))
     finally:
         monkeypatch.undo()
 
@@ -150,3 +150,14 @@ def test_a_hunt_gives_the_same_answer_with_and_without_skipping(
     assert skipping.problems == full.problems and skipping.notes == full.notes
     for name in ("files", "records_read", "records_skipped", "records_flagged", "files_skipped", "records_matched"):
         assert getattr(skipping.stats, name) == getattr(full.stats, name), name
+
+
+def test_a_time_window_counts_the_records_outside_it_whatever_their_routing(monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [str(shared("evtx-attack-samples"))]
+    window = {"since": "2019-03-01T00:00:00.000000Z", "until": "2019-12-31T00:00:00.000000Z"}
+    skipping = _hunt(paths, monkeypatch, True, 2, **window)
+    full = _hunt(paths, monkeypatch, False, 2, **window)
+    assert any("outside --since/--until" in n for n in full.notes)
+    assert skipping.notes == full.notes
+    assert [a.to_dict() for a in skipping.alerts] == [a.to_dict() for a in full.alerts]
+    assert skipping.stats.records_read == full.stats.records_read
