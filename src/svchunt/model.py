@@ -6,6 +6,7 @@ real-time mode all speak the same language.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,12 +173,18 @@ class RuleInfo:
     @property
     def techniques(self) -> list[str]:
         """ATT&CK technique ids from tags such as `attack.t1543.003` → `T1543.003`."""
-        out = []
-        for tag in self.tags:
-            low = tag.lower()
-            if low.startswith("attack.t") and low[8:9].isdigit():
-                out.append(tag[7:].upper())
-        return out
+        return list(_techniques(tuple(self.tags)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _techniques(tags: tuple[str, ...]) -> tuple[str, ...]:
+    # Read for every alert by incidents and outputs, and a rule's tags never change: worked out once per rule.
+    out = []
+    for tag in tags:
+        low = tag.lower()
+        if low.startswith("attack.t") and low[8:9].isdigit():
+            out.append(tag[7:].upper())
+    return tuple(out)
 
 
 def item_fields(

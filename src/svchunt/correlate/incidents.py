@@ -238,6 +238,9 @@ def _group_rank(ordered: list[Alert], idx: list[int]) -> tuple:
     return (top, [-ord(c) for c in first])
 
 
+_FACT_KINDS = ("services", "images", "addresses", "workstations", "accounts", "logon_ids")
+
+
 def _incident(alerts: list[Alert], ids: list[str], per_alert: list[Facts], host: str) -> Incident:
     """`alerts` with their ids and facts; the steps are listed in time order (untimed last)."""
     order = sorted(range(len(alerts)), key=lambda k: (alerts[k].timestamp or "\uffff", ids[k]))
@@ -245,14 +248,20 @@ def _incident(alerts: list[Alert], ids: list[str], per_alert: list[Facts], host:
     digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]
     times = [t for a in alerts for t in [a.timestamp, *(e.timestamp for e in a.evidence)] if t]
     facts = Facts()
+    # First spelling of each value, compared ignoring case; one set per fact kept across the alerts (a big
+    # incident has thousands of alerts: rebuilding it per alert was quadratic).
+    seen: dict[str, set[str]] = {name: set() for name in _FACT_KINDS}
     for f in per_alert:
-        for name in ("services", "images", "addresses", "workstations", "accounts", "logon_ids"):
-            target = getattr(facts, name)
-            seen = {x.lower() for x in target}
-            for v in getattr(f, name):
-                if v.lower() not in seen:
+        for name in _FACT_KINDS:
+            values = getattr(f, name)
+            if not values:
+                continue
+            target, known = getattr(facts, name), seen[name]
+            for v in values:
+                low = v.lower()
+                if low not in known:
                     target.append(v)
-                    seen.add(v.lower())
+                    known.add(low)
     position = {id(a): k for k, a in enumerate(alerts)}
     # Attached alerts (aggregates, host-less) count in the level and the claims, not in the title's verdict:
     # "three services installed in five minutes" does not make the services an Impacket attack.
