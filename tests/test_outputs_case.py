@@ -147,3 +147,46 @@ def test_cli_report_on_non_case_file(tmp_path):
     junk.write_text("not a database")
     res = CliRunner().invoke(cli, ["report", str(junk), "--html", str(tmp_path / "r.html")])
     assert res.exit_code != 0 and "cannot read case file" in res.output
+
+
+def _counted_run(tmp_path):
+    """A hunt with a flagged record (a timestamp out of range), a skipped record and a skipped file."""
+    from svchunt.engine.hunt import HuntOptions, run_hunt
+
+    good = {"EventID": 7045, "Channel": "System", "Hostname": "FS01", "ServiceName": "updsvc",
+            "ImagePath": "C:\\Users\\Public\\updsvc.exe", "@timestamp": "2024-05-01T10:00:00Z", "RecordNumber": 1}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = [good, good | {"RecordNumber": 2, "@timestamp": "9999-12-31T23:30:00-05:00"}]
+    (logs / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + "{broken\n")
+    (logs / "empty.json").write_bytes(b"")
+    return run_hunt(HuntOptions(paths=[str(logs)]))
+
+
+def test_flagged_records_and_skipped_files_read_back_as_counted(tmp_path):
+    result = _counted_run(tmp_path)
+    stats = result.stats
+    assert (stats.records_flagged, stats.records_skipped, stats.files_skipped) == (1, 1, 1)
+    path = str(tmp_path / "case.duckdb")
+    case.write_case(path, result, {"run_id": "r1"})
+    back = case.read_case(path)
+    assert back.problems == result.problems and any(p.kept for p in back.problems)
+    for name in ("records_read", "records_flagged", "records_skipped", "files_skipped", "records_matched"):
+        assert getattr(back.stats, name) == getattr(stats, name), name
+    [run] = case.runs(path)
+    assert (run["records_flagged"], run["files_skipped"], run["records_skipped"]) == (1, 1, 1)
+
+
+def test_a_case_written_before_the_flag_counts_is_upgraded(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    case.write_case(path, synthetic.sample_result(), {"run_id": "old"})
+    con = duckdb.connect(path)
+    con.execute("ALTER TABLE runs DROP COLUMN records_flagged")
+    con.execute("ALTER TABLE runs DROP COLUMN files_skipped")
+    con.close()
+    result = _counted_run(tmp_path)
+    case.write_case(path, result, {"run_id": "new"})
+    rows = {r["run_id"]: r for r in case.runs(path)}
+    assert rows["old"]["records_flagged"] is None and rows["new"]["records_flagged"] == 1
+    assert rows["new"]["files_skipped"] == 1
+    assert case.read_case(path).stats.records_flagged == 1

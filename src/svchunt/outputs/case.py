@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, started VARCHAR, finished VARCHAR, args JSON, hosts VARCHAR[],
     files BIGINT, records_read BIGINT, records_skipped BIGINT, records_matched BIGINT,
     rules_loaded BIGINT, correlations_loaded BIGINT, alerts_total BIGINT, alerts_new BIGINT,
-    seconds DOUBLE, notes VARCHAR[], meta JSON
+    seconds DOUBLE, notes VARCHAR[], meta JSON, records_flagged BIGINT, files_skipped BIGINT
 );
 """ + document.case_ddl() + """
 CREATE TABLE IF NOT EXISTS problems (run_id VARCHAR, source VARCHAR, position VARCHAR, reason VARCHAR);
@@ -77,6 +77,11 @@ def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
     for name, kind in document.case_columns():
         if name not in have:
             con.execute(f"ALTER TABLE alerts ADD COLUMN {document.quote(name)} {kind}")
+    run_columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
+    for name in ("records_flagged", "files_skipped"):  # added later: NULL for the runs written before
+        if name not in run_columns:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {name} BIGINT")
     if "rule" in have and "description" not in have:
         con.execute(
             "UPDATE alerts SET description = json_extract_string(rule, '$.description'), "
@@ -124,7 +129,9 @@ def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[
             "INSERT INTO evidence BY NAME SELECT * FROM new_evidence WHERE alert_id IN (SELECT alert_id FROM fresh)"
         )
         con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?::JSON, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON)",
+            "INSERT INTO runs (run_id, started, finished, args, hosts, files, records_read, records_skipped, "
+            "records_matched, rules_loaded, correlations_loaded, alerts_total, alerts_new, seconds, notes, meta, "
+            "records_flagged, files_skipped) VALUES (?, ?, ?, ?::JSON, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?)",
             [
                 run_id,
                 run_meta.get("started"),
@@ -142,6 +149,8 @@ def write_case(path: str, result: HuntResult, run_meta: dict[str, Any]) -> dict[
                 stats.seconds,
                 list(result.notes),
                 _json(extra_meta),
+                stats.records_flagged,
+                stats.files_skipped,
             ],
         )
         if result.problems:
@@ -212,9 +221,15 @@ def read_case(path: str) -> HuntResult:
             stats.correlations_loaded = max(stats.correlations_loaded, row[5] or 0)
             stats.seconds += row[6] or 0.0
             notes.extend(row[7] or [])
+        # A flagged record's problem says so in its reason (`Problem.from_row`): read back as flagged, not skipped.
         problems = [
-            Problem(*row) for row in con.execute("SELECT source, position, reason FROM problems").fetchall()
+            Problem.from_row(*row) for row in con.execute("SELECT source, position, reason FROM problems").fetchall()
         ]
+        # Skipped files and flagged records are told apart by the problems themselves (older case files kept
+        # no count of them); records skipped stays the runs' sum, which the same problems gave.
+        skipped = stats.records_skipped
+        stats.count_problems(problems)
+        stats.records_skipped = skipped
         refused = [
             Refusal(*row)
             for row in con.execute(
