@@ -213,9 +213,7 @@ def from_nested(record: dict[str, Any], parsed: bool = False) -> tuple[dict[str,
     if type(system) is not dict:
         raise NotAnEvent("no `Event.System`")
     data = event.get("EventData")
-    # Usual case: named Data with scalar values, already flat. The parsed dict is ours: reuse it
-    # (the type check runs in C through map/issuperset).
-    if type(data) is dict and _SCALARS.issuperset(map(type, data.values())) and "#text" not in data:
+    if _flat(data):  # the parsed dict is ours: reused as the fields
         out: dict[str, Any] = data
     else:
         out = {}
@@ -225,26 +223,47 @@ def from_nested(record: dict[str, Any], parsed: bool = False) -> tuple[dict[str,
         _add_user_data(event["UserData"], out)
     if "ProcessingErrorData" in event:
         _add_event_data(event["ProcessingErrorData"], out)
+    provider, stamp = _provider_and_time(system)
+    timestamp = stamp if _usual_time(stamp) else _timestamp(out, stamp)
+    rid = _finish(
+        out, _event_id(system), system.get("Channel"), provider, system.get("Computer"), system.get("EventRecordID"),
+        parsed,
+    )  # fmt: skip
+    return out, timestamp, rid
+
+
+# The readings of System and EventData that `from_nested` and `skip_unrouted` share: a record is skipped only
+# where normalising would have read it the same way and taken the fast path.
+
+
+def _flat(data: Any) -> bool:
+    """The usual EventData: named Data with scalar values only, already flat (types checked in C)."""
+    return type(data) is dict and _SCALARS.issuperset(map(type, data.values())) and "#text" not in data
+
+
+def _event_id(system: dict[str, Any]) -> Any:
     event_id = system.get("EventID")
     if type(event_id) is dict:  # EventID with Qualifiers: {"#attributes": {...}, "#text": 7045}
-        event_id = event_id.get("#text")
-    provider = system.get("Provider")
+        return event_id.get("#text")
+    return event_id
+
+
+def _provider_and_time(system: dict[str, Any]) -> tuple[Any, Any]:
+    """The provider's Name and TimeCreated's SystemTime, None where the shape has no such value."""
     try:
-        provider = provider["#attributes"]["Name"]  # type: ignore[index]
+        provider = system["Provider"]["#attributes"]["Name"]
     except (KeyError, TypeError):
         provider = None
     try:
         stamp = system["TimeCreated"]["#attributes"]["SystemTime"]
     except (KeyError, TypeError):
         stamp = None
-    if type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T":
-        timestamp: str | None = stamp
-    else:
-        timestamp = _timestamp(out, stamp)
-    rid = _finish(
-        out, event_id, system.get("Channel"), provider, system.get("Computer"), system.get("EventRecordID"), parsed
-    )
-    return out, timestamp, rid
+    return provider, stamp
+
+
+def _usual_time(stamp: Any) -> bool:
+    """SystemTime as the parser writes it (`2019-07-19T14:42:51.446280Z`): already our normalised form."""
+    return type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T"
 
 
 def skip_unrouted(record: Any, routed: Callable[[tuple[str | None, int]], bool]) -> bool:
@@ -258,12 +277,10 @@ def skip_unrouted(record: Any, routed: Callable[[tuple[str | None, int]], bool])
     system = event.get("System") if type(event) is dict else None
     if type(system) is not dict:
         return False
-    event_id = system.get("EventID")
-    if type(event_id) is dict:
-        event_id = event_id.get("#text")
-    channel = system.get("Channel")
+    event_id = _event_id(system)
     if type(event_id) is not int or not 0 <= event_id <= bounds.MAX_EVENT_ID:
         return False
+    channel = system.get("Channel")
     if channel is None:
         if routed((None, event_id)):
             return False
@@ -277,9 +294,7 @@ def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:
     if "UserData" in event or "ProcessingErrorData" in event:
         return False
     data = event.get("EventData")
-    if data is not None and not (
-        type(data) is dict and _SCALARS.issuperset(map(type, data.values())) and "#text" not in data
-    ):
+    if data is not None and not _flat(data):
         return False
     record_id = system.get("EventRecordID")
     if record_id is not None and not (type(record_id) is int and 0 <= record_id <= bounds.INT64_MAX):
@@ -287,15 +302,8 @@ def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:
     computer = system.get("Computer")
     if computer is not None and type(computer) is not str:
         return False
-    provider = system.get("Provider")
-    provider = provider.get("#attributes") if type(provider) is dict else None
-    provider = provider.get("Name") if type(provider) is dict else None
-    if provider is not None and type(provider) is not str:
-        return False
-    created = system.get("TimeCreated")
-    created = created.get("#attributes") if type(created) is dict else None
-    stamp = created.get("SystemTime") if type(created) is dict else None
-    return stamp is None or (type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T")
+    provider, stamp = _provider_and_time(system)
+    return (provider is None or type(provider) is str) and (stamp is None or _usual_time(stamp))
 
 
 def from_wrapped(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | None]:
