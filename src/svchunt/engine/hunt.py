@@ -126,18 +126,17 @@ def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
         result = ChunkResult([span.path], span.start, _share(span))
         readers = [read_range(span)]
     elif isinstance(paths, ChunkRange):
-        result = ChunkResult([paths.path], paths.start, (paths.end - paths.first) / paths.count)
+        result = ChunkResult([paths.path], paths.start, paths.share)
         readers = [read_chunk_range(paths, route)]
     else:
         result = ChunkResult(list(paths), files_done=len(paths))
         readers = (read_events(path, route) for path in paths)
     batch: list[Event] = []
-    unrouted = 0
     for items in readers:
         for item in items:
             if type(item) is not Event:
                 if item is UNROUTED:
-                    unrouted += 1
+                    result.records += 1
                 else:
                     result.problems.append(item)  # type: ignore[arg-type]
                 continue
@@ -153,7 +152,6 @@ def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
                 batch.clear()
     if batch:
         result.add_matches(matcher.match_indexed(batch), writer)
-    result.records += unrouted
     result.fields_path = writer.close()
     return result
 

@@ -24,6 +24,13 @@ class Plan:
     unfiltered_sorted: tuple[int, ...]
 
 
+def _table_keys(key: RouteKey) -> set[RouteKey]:
+    """The routing-table entries a (channel, EventID) group meets: its own, and the rules without a channel,
+    without an EventID, or without either."""
+    channel, eid = key
+    return {(channel, eid), (channel, None), (None, eid), (None, None)}
+
+
 class Matcher:
     """Compiled rules plus a routing table.
 
@@ -62,20 +69,15 @@ class Matcher:
         """Whether any rule meets events of this (lower-cased channel, EventID): the routing of `plan`."""
         found = self._routed.get(key)
         if found is None:
-            channel, eid = key
-            table = self._table
-            found = self._routed[key] = any(
-                k in table for k in ((channel, eid), (channel, None), (None, eid), (None, None))
-            )
+            found = self._routed[key] = any(k in self._table for k in _table_keys(key))
         return found
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""
         plan = self._plans.get(key)
         if plan is None:
-            channel, eid = key
             found: set[int] = set()
-            for k in {(channel, eid), (channel, None), (None, eid), (None, None)}:
+            for k in _table_keys(key):
                 found.update(self._table.get(k, ()))
             rules = tuple(sorted(found))
             needs = {i: n for i in rules if (n := self.need(i)) is not None}

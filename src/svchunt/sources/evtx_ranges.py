@@ -34,6 +34,11 @@ class ChunkRange:
         """Byte offset of the range's first chunk (results of a split file sort by it)."""
         return HEADER_BLOCK + self.first * CHUNK_SIZE
 
+    @property
+    def share(self) -> float:
+        """The part of its file the range is (progress counts a range as that share of one file)."""
+        return (self.end - self.first) / self.count
+
 
 def evtx_chunk_ranges(path: str, parts: int) -> list[ChunkRange] | None:
     """`parts` ranges of chunks of a healthy EVTX file, or None when it should be read whole."""
