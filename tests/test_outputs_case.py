@@ -190,3 +190,18 @@ def test_a_case_written_before_the_flag_counts_is_upgraded(tmp_path):
     assert rows["old"]["records_flagged"] is None and rows["new"]["records_flagged"] == 1
     assert rows["new"]["files_skipped"] == 1
     assert case.read_case(path).stats.records_flagged == 1
+
+
+def test_every_kept_problem_reads_back_kept(tmp_path):
+    """Not only flagged events: a rebuilt EVTX header or a record-number jump is kept too, and says so."""
+    from svchunt.model import Problem
+
+    kept = [Problem("a.evtx", "file header", "damaged (x): chunks read with a rebuilt header", kept=True),
+            Problem("a.evtx", "file", "record numbers jump from 4 to 90000 after chunk 0", kept=True)]
+    assert all(Problem.from_row(p.source, p.position, p.reason) == p for p in kept)
+    result = HuntResult(alerts=[], stats=RunStats(records_flagged=2), problems=kept, refused=[])
+    path = str(tmp_path / "case.duckdb")
+    case.write_case(path, result, {"run_id": "r"})
+    back = case.read_case(path)
+    assert back.problems == kept
+    assert (back.stats.records_flagged, back.stats.files_skipped) == (2, 0)

@@ -104,6 +104,12 @@ class Problem:
     reason: str
     kept: bool = False
 
+    def __post_init__(self) -> None:
+        # Written as text (a case file, a Spark task's rows), a problem keeps only its reason: a kept one says
+        # so there, so that `from_row` reads it back as kept, whatever made it.
+        if self.kept and not self.reason.startswith(KEPT_PREFIX):
+            object.__setattr__(self, "reason", KEPT_PREFIX + self.reason)
+
     @property
     def whole_file(self) -> bool:
         """A file or archive member left out as a whole, rather than one record of it."""
@@ -118,7 +124,7 @@ class Problem:
 
     @classmethod
     def from_row(cls, source: str, position: str, reason: str) -> Problem:
-        """A problem written as (source, position, reason) text, e.g. by a Spark task."""
+        """A problem written as (source, position, reason) text, e.g. by a Spark task or in a case file."""
         return cls(source, position, reason, kept=reason.startswith(KEPT_PREFIX))
 
 

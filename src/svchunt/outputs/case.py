@@ -221,7 +221,7 @@ def read_case(path: str) -> HuntResult:
             stats.correlations_loaded = max(stats.correlations_loaded, row[5] or 0)
             stats.seconds += row[6] or 0.0
             notes.extend(row[7] or [])
-        # A flagged record's problem says so in its reason (`Problem.from_row`): read back as flagged, not skipped.
+        # A kept problem says so in its reason (`Problem.from_row`): a flagged record reads back flagged, not skipped.
         problems = [
             Problem.from_row(*row) for row in con.execute("SELECT source, position, reason FROM problems").fetchall()
         ]
