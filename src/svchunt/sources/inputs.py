@@ -38,16 +38,22 @@ def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[InputFile | Probl
             info = os.stat(path)
         except OSError:
             info = None
-        if info is not None and stat.S_ISREG(info.st_mode) and os.access(path, os.R_OK):
-            yield InputFile(path, info.st_size, (info.st_dev, info.st_ino))
+        if info is not None and stat.S_ISREG(info.st_mode):
+            yield _regular(path, info)
         else:
             yield from _one(path, seen, info)
+
+
+def _regular(path: str, info: os.stat_result) -> InputFile | Problem:
+    if not os.access(path, os.R_OK):
+        return Problem(path, "file", "cannot read: permission denied")
+    return InputFile(path, info.st_size, (info.st_dev, info.st_ino))
 
 
 def _one(path: str, seen: set[tuple[int, int]], info: os.stat_result | None = None) -> Iterator[InputFile | Problem]:
     """`info`: the path's stat when the caller has it already."""
     try:
-        info = info or os.stat(path)  # follows symlinks: a dangling one fails here
+        info = info if info is not None else os.stat(path)  # follows symlinks: a dangling one fails here
     except OSError as exc:
         reason = "broken symbolic link" if os.path.islink(path) else _reason(exc)
         yield Problem(path, "file", reason)
@@ -59,10 +65,7 @@ def _one(path: str, seen: set[tuple[int, int]], info: os.stat_result | None = No
         seen.add(key)
         yield from _walk(path, seen)
     elif stat.S_ISREG(info.st_mode):
-        if not os.access(path, os.R_OK):
-            yield Problem(path, "file", "cannot read: permission denied")
-        else:
-            yield InputFile(path, info.st_size, (info.st_dev, info.st_ino))
+        yield _regular(path, info)
     else:
         # Never open a FIFO, socket or device: reading could block forever or never end.
         yield Problem(path, "file", "not a regular file (FIFO, socket or device): skipped")
