@@ -419,10 +419,27 @@ def _compact(facts: Facts) -> Facts:
 
 
 def _merge_facts(into: Facts, other: Facts) -> None:
+    _merge_into(into, [other])
+
+
+def merged_facts(parts: list[Facts]) -> Facts:
+    """The facts of several alerts together (an incident's): each value once, ignoring case, first spelling."""
+    facts = Facts()
+    _merge_into(facts, parts)
+    return facts
+
+
+def _merge_into(into: Facts, parts: list[Facts]) -> None:
+    # `_add`'s rule, with one set of the values seen per fact: a big incident merges thousands of alerts
     for name in _FACT_NAMES:
         target = getattr(into, name)
-        for value in getattr(other, name):
-            _add(target, value)
+        known = {v.lower() for v in target}
+        for part in parts:
+            for value in getattr(part, name):
+                low = value.lower()
+                if value and low not in known:
+                    target.append(value)
+                    known.add(low)
 
 
 def alert_facts(alert: Alert) -> Facts:

@@ -23,7 +23,15 @@ from typing import Any
 
 import orjson
 
-from svchunt.correlate.incident_keys import GAPS, Facts, FieldMemo, alert_host, event_ref, keys_and_facts
+from svchunt.correlate.incident_keys import (
+    GAPS,
+    Facts,
+    FieldMemo,
+    alert_host,
+    event_ref,
+    keys_and_facts,
+    merged_facts,
+)
 from svchunt.model import LEVEL_RANK, Alert, field_dict
 from svchunt.rules.coverage import BRIEF_IDS, ITEM_TITLES
 
@@ -238,30 +246,13 @@ def _group_rank(ordered: list[Alert], idx: list[int]) -> tuple:
     return (top, [-ord(c) for c in first])
 
 
-_FACT_KINDS = ("services", "images", "addresses", "workstations", "accounts", "logon_ids")
-
-
 def _incident(alerts: list[Alert], ids: list[str], per_alert: list[Facts], host: str) -> Incident:
     """`alerts` with their ids and facts; the steps are listed in time order (untimed last)."""
     order = sorted(range(len(alerts)), key=lambda k: (alerts[k].timestamp or "\uffff", ids[k]))
     alerts, ids, per_alert = [alerts[k] for k in order], [ids[k] for k in order], [per_alert[k] for k in order]
     digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]
     times = [t for a in alerts for t in [a.timestamp, *(e.timestamp for e in a.evidence)] if t]
-    facts = Facts()
-    # First spelling of each value, compared ignoring case; one set per fact kept across the alerts (a big
-    # incident has thousands of alerts: rebuilding it per alert was quadratic).
-    seen: dict[str, set[str]] = {name: set() for name in _FACT_KINDS}
-    for f in per_alert:
-        for name in _FACT_KINDS:
-            values = getattr(f, name)
-            if not values:
-                continue
-            target, known = getattr(facts, name), seen[name]
-            for v in values:
-                low = v.lower()
-                if low not in known:
-                    target.append(v)
-                    known.add(low)
+    facts = merged_facts(per_alert)
     position = {id(a): k for k, a in enumerate(alerts)}
     # Attached alerts (aggregates, host-less) count in the level and the claims, not in the title's verdict:
     # "three services installed in five minutes" does not make the services an Impacket attack.
