@@ -81,3 +81,45 @@ def test_split_evtx_files_give_the_same_hunt(monkeypatch) -> None:  # type: igno
     assert (split.stats.records_read, split.stats.records_skipped, split.stats.records_matched) == (
         whole.stats.records_read, whole.stats.records_skipped, whole.stats.records_matched,
     )  # fmt: skip
+
+
+def test_chunk_headers_read_by_offset_equal_those_read_by_seeking(tmp_path: Path) -> None:
+    """The layout of a file on disk is read with pread; a file-like (an in-memory copy, a chunk window) with
+    seek and read: both must give the same chunks, damaged headers included."""
+    import io
+
+    from svchunt.sources.evtx_reader import _layout
+
+    files = _multi_chunk()
+    assert files
+    for n, path in enumerate(files[:20]):
+        data = bytearray(path.read_bytes())
+        data[HEADER_BLOCK + CHUNK_SIZE : HEADER_BLOCK + CHUNK_SIZE + 8] = b"\0" * 8  # chunk 1's magic gone
+        for version in (path.read_bytes(), bytes(data)):
+            copy = tmp_path / f"{n}.evtx"
+            copy.write_bytes(version)
+            with open(copy, "rb") as handle:
+                on_disk = _layout(handle, len(version))
+            assert on_disk == _layout(io.BytesIO(version), len(version))
+            assert len(on_disk[0]) >= 3
+        assert on_disk[0][1].trouble == "chunk 1 header unreadable"
+
+
+def test_an_evtx_file_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The input reader opens a file to tell its format; an EVTX file is then read from that handle (its
+    magic, size and chunk headers) and by the parser, not opened a second time by the EVTX reader."""
+    import builtins
+
+    path = _multi_chunk()[0]
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file) == str(path):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    events = [x for x in read_events(str(path)) if type(x) is Event]
+    assert events
+    assert opened == [str(path)]

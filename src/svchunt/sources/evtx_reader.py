@@ -22,7 +22,7 @@ import shutil
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -66,9 +66,23 @@ def chunk_layout(path: str) -> tuple[list[ChunkSpan], int | None]:
         return _layout(handle, os.fstat(handle.fileno()).st_size)
 
 
-def _layout(handle: io.BufferedReader, size: int) -> tuple[list[ChunkSpan], int | None]:
-    handle.seek(0)
-    header = handle.read(HEADER_BLOCK)
+def _reader_at(handle: io.IOBase) -> Callable[[int, int], bytes]:
+    """`read(offset, n)` on `handle`: one pread on a file of the disk (no seek, and no buffer filled for a
+    40-byte chunk header), else a seek and a read (a chunk window, an in-memory copy)."""
+    if isinstance(getattr(handle, "raw", handle), io.FileIO):  # not a buffered chunk window
+        fd = handle.fileno()
+        return lambda offset, n: os.pread(fd, n, offset)
+
+    def read(offset: int, n: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(n)
+
+    return read
+
+
+def _layout(handle: io.IOBase, size: int) -> tuple[list[ChunkSpan], int | None]:
+    read_at = _reader_at(handle)
+    header = read_at(0, HEADER_BLOCK)
     if len(header) < 0x2C or not header.startswith(FILE_MAGIC):
         return [], None
     next_record = struct.unpack_from("<Q", header, 0x18)[0]
@@ -82,8 +96,7 @@ def _layout(handle: io.BufferedReader, size: int) -> tuple[list[ChunkSpan], int 
             continue
         if offset + CHUNK_SIZE > size:
             trouble = f"chunk {index} truncated: file ends {size - offset} bytes into it"
-        handle.seek(offset)
-        head = handle.read(0x28)
+        head = read_at(offset, 0x28)
         if len(head) < 0x28 or not head.startswith(CHUNK_MAGIC):
             spans.append(ChunkSpan(index, None, None, trouble or f"chunk {index} header unreadable"))
             continue
@@ -252,9 +265,23 @@ def read_evtx(path: str, source: str | None = None, route: RouteTest | None = No
     """
     source = source or path
     try:
-        with open(path, "rb") as handle:  # one open for the magic, the size and the chunk headers
-            magic = handle.read(len(FILE_MAGIC))
-            size = os.fstat(handle.fileno()).st_size
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by read_open_evtx
+    except OSError as exc:
+        yield Problem(source, "file", f"{_UNREADABLE}: {exc}")
+        return
+    yield from read_open_evtx(handle, path, source, route)
+
+
+def read_open_evtx(
+    handle: io.BufferedReader | io.FileIO, path: str, source: str, route: RouteTest | None = None
+) -> Iterator[Event | Problem]:
+    """`read_evtx` of a file already open (`handle`, closed here once the chunk headers are read): the
+    input reader has opened it to tell its format, and need not open it again."""
+    try:
+        with handle:  # one open for the magic, the size and the chunk headers
+            fd = handle.fileno()
+            magic = os.pread(fd, len(FILE_MAGIC), 0)
+            size = os.fstat(fd).st_size
             spans, next_record = _layout(handle, size) if magic == FILE_MAGIC else ([], None)
         if magic != FILE_MAGIC:
             yield from _read_rebuilt(path, source, "file header magic missing", route=route)

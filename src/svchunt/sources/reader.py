@@ -18,7 +18,7 @@ from typing import IO
 from svchunt.model import FLAGS_FIELD, Event, Problem, RouteTest
 from svchunt.sources import archives
 from svchunt.sources.archives import ArchiveLimit, Budget, CappedReader, GunzipReader, Truncated
-from svchunt.sources.evtx_reader import CHUNK_MAGIC, FILE_MAGIC, HEADER_BLOCK, read_evtx
+from svchunt.sources.evtx_reader import CHUNK_MAGIC, FILE_MAGIC, HEADER_BLOCK, read_evtx, read_open_evtx
 from svchunt.sources.json_reader import read_json
 from svchunt.sources.parquet import PARQUET_MAGIC, read_parquet
 
@@ -76,8 +76,7 @@ def _read_events(path: str, route: RouteTest | None = None) -> Iterator[Item]:
             yield Problem(path, "file", "empty file")
             return
         if head.startswith(FILE_MAGIC):
-            handle.close()
-            yield from read_evtx(path, path, route)
+            yield from read_open_evtx(handle, path, path, route)
         elif head.startswith(PARQUET_MAGIC):  # a file of a `svchunt convert` dataset
             handle.close()
             yield from read_parquet(path)
