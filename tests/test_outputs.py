@@ -241,3 +241,28 @@ def test_html_title_escaped_and_correlation_events(tmp_path, result):
     )
     assert data["rules"][single["rule"]]["techniques"] == ["T1543.003", "T1569.002"]
     assert single["fields"]["ServiceName"] == "PSEXESVC" and "fields" not in single["evidence"][0]
+
+
+def test_alerts_without_group_or_extra_share_one_empty_value_that_cannot_change() -> None:
+    """Plain detections share the empty `group`/`extra` (memory per alert); a change to it would leak into
+    every alert, so it refuses, and it stays shared through pickling (worker to parent) and copies."""
+    import copy
+    import pickle
+
+    from svchunt.model import NO_VALUES
+
+    rule = RuleInfo("r1", "t", "high")
+    a = Alert(rule, None, None, [], {})
+    b = Alert(rule, None, None, [], {})
+    assert a.group is b.group is a.extra is NO_VALUES
+    assert a.group == {} and not a.extra and orjson.dumps(a.extra) == b"{}"
+    for change in (
+        lambda d: d.__setitem__("k", 1), lambda d: d.update(k=1), lambda d: d.setdefault("k", 1), lambda d: d.clear()
+    ):
+        with pytest.raises(TypeError):
+            change(a.extra)
+    assert NO_VALUES == {}
+    assert pickle.loads(pickle.dumps(a)).extra is NO_VALUES and copy.deepcopy(a).group is NO_VALUES
+    own = Alert(rule, None, None, [], {}, kind="correlation", group={"Computer": "h"}, extra={"n": 2})
+    own.extra["n"] = 3
+    assert own.extra == {"n": 3} and a.extra == {}
