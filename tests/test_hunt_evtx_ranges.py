@@ -107,19 +107,29 @@ def test_chunk_headers_read_by_offset_equal_those_read_by_seeking(tmp_path: Path
 
 def test_an_evtx_file_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The input reader opens a file to tell its format; an EVTX file is then read from that handle (its
-    magic, size and chunk headers) and by the parser, not opened a second time by the EVTX reader."""
+    size and chunk headers, its magic not again) and by the parser, not opened a second time by the EVTX
+    reader."""
     import builtins
+    import os
 
     path = _multi_chunk()[0]
     opened: list[str] = []
-    real_open = builtins.open
+    magic_reads: list[int] = []
+    real_open, real_pread = builtins.open, os.pread
 
     def counting_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
         if str(file) == str(path):
             opened.append(str(file))
         return real_open(file, *args, **kwargs)
 
+    def counting_pread(fd: int, n: int, offset: int) -> bytes:
+        if offset == 0 and n == 8:
+            magic_reads.append(fd)
+        return real_pread(fd, n, offset)
+
     monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(os, "pread", counting_pread)
     events = [x for x in read_events(str(path)) if type(x) is Event]
     assert events
     assert opened == [str(path)]
+    assert len(magic_reads) == 1

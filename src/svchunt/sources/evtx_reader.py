@@ -273,14 +273,21 @@ def read_evtx(path: str, source: str | None = None, route: RouteTest | None = No
 
 
 def read_open_evtx(
-    handle: io.BufferedReader | io.FileIO, path: str, source: str, route: RouteTest | None = None
+    handle: io.BufferedReader | io.FileIO,
+    path: str,
+    source: str,
+    route: RouteTest | None = None,
+    magic: bytes | None = None,
 ) -> Iterator[Event | Problem]:
     """`read_evtx` of a file already open (`handle`, closed here once the chunk headers are read): the
-    input reader has opened it to tell its format, and need not open it again."""
+    input reader has opened it to tell its format, and need not open it again. `magic`: the file's first
+    bytes, when the caller has read them already."""
     try:
         with handle:  # one open for the magic, the size and the chunk headers
             fd = handle.fileno()
-            magic = os.pread(fd, len(FILE_MAGIC), 0)
+            if magic is None:
+                magic = os.pread(fd, len(FILE_MAGIC), 0)
+            magic = magic[: len(FILE_MAGIC)]
             size = os.fstat(fd).st_size
             spans, next_record = _layout(handle, size) if magic == FILE_MAGIC else ([], None)
         if magic != FILE_MAGIC:

@@ -76,7 +76,7 @@ def _read_events(path: str, route: RouteTest | None = None) -> Iterator[Item]:
             yield Problem(path, "file", "empty file")
             return
         if head.startswith(FILE_MAGIC):
-            yield from read_open_evtx(handle, path, path, route)
+            yield from read_open_evtx(handle, path, path, route, magic=head)
         elif head.startswith(PARQUET_MAGIC):  # a file of a `svchunt convert` dataset
             handle.close()
             yield from read_parquet(path)
