@@ -133,3 +133,22 @@ def test_an_evtx_file_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert events
     assert opened == [str(path)]
     assert len(magic_reads) == 1
+
+
+def test_a_chunk_past_the_announced_ones_keeps_the_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header that announces one chunk fewer than the file holds (with a next record number to match): the
+    parser would read the extra chunk in a whole-file read, so the file is not split into ranges."""
+    import struct
+
+    from svchunt.sources import evtx_ranges
+
+    source = _multi_chunk()[0]
+    spans, _ = chunk_layout(str(source))
+    data = bytearray(source.read_bytes())
+    struct.pack_into("<Q", data, 0x18, spans[-2].last + 1)  # type: ignore[operator]
+    struct.pack_into("<H", data, 0x2A, len(spans) - 1)
+    fewer = tmp_path / "fewer.evtx"
+    fewer.write_bytes(bytes(data))
+    assert evtx_chunk_ranges(str(fewer), 2) is None
+    monkeypatch.setattr(evtx_ranges, "_chunk_past", lambda handle, count, size: False)
+    assert evtx_chunk_ranges(str(fewer), 2) is not None  # the extra chunk alone is what kept it whole

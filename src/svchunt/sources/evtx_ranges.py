@@ -72,9 +72,9 @@ def _healthy(spans: list[ChunkSpan], next_record: int) -> bool:
 
 def _chunk_past(handle: io.BufferedReader, count: int, size: int) -> bool:
     """A chunk in the space past the announced ones (the parser would read it in a whole-file read)."""
+    read_at = evtx_reader._reader_at(handle)
     for index in range(count, (size - HEADER_BLOCK) // CHUNK_SIZE):
-        handle.seek(HEADER_BLOCK + index * CHUNK_SIZE)
-        if handle.read(len(CHUNK_MAGIC)) == CHUNK_MAGIC:
+        if read_at(HEADER_BLOCK + index * CHUNK_SIZE, len(CHUNK_MAGIC)) == CHUNK_MAGIC:
             return True
     return False
 

@@ -211,9 +211,9 @@ def rebuilt_header(path: str) -> bytes | None:
     count = 0
     highest = 0
     with open(path, "rb") as handle:
+        read_at = _reader_at(handle)
         for index in range(max(size - HEADER_BLOCK, 0) // CHUNK_SIZE + 1):
-            handle.seek(HEADER_BLOCK + index * CHUNK_SIZE)
-            head = handle.read(0x28)
+            head = read_at(HEADER_BLOCK + index * CHUNK_SIZE, 0x28)
             if len(head) < 0x28 or not head.startswith(CHUNK_MAGIC):
                 continue
             count = index + 1
