@@ -77,7 +77,8 @@ KEPT_PREFIX = "kept with changes: "
 
 class Unrouted:
     """What a reader gives, when asked to (a hunt's `route`), for a record it read but did not normalise:
-    no loaded rule meets its channel and EventID, and normalising it could not have flagged anything
+    no loaded rule can match it (none meets its channel and EventID, or none of the literals its group's
+    rules all need occurs in its raw fields), and normalising it could not have flagged anything
     (`normalise.shapes.skip_unrouted`). Counted as read; there is one instance, `UNROUTED`."""
 
     __slots__ = ()
@@ -88,7 +89,11 @@ class Unrouted:
 
 UNROUTED = Unrouted()
 
-RouteTest = Callable[[tuple[str | None, int | None]], bool]  # does some rule meet (channel, EventID)?
+# Given a record's raw EventData (a flat dict of scalars, or None): True when no rule of its group can match it.
+RecordSkip = Callable[[Any], bool]
+# For a (lower-cased channel, EventID): how a reader may tell, from the raw record, that no rule can match
+# it (`engine.matcher.Matcher.record_filter`), or None when only the normalised event can say.
+RouteTest = Callable[[tuple[str | None, int | None]], RecordSkip | None]
 
 
 @dataclass(slots=True, frozen=True)

@@ -120,7 +120,7 @@ def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
     writer = FieldWriter(_WORKER["run_dir"])  # type: ignore[arg-type]
     # Records no rule meets need not be normalised, only counted; with a time window they are normalised
     # all the same, as the window counts the records outside it whatever their routing.
-    route = None if since or until else matcher.routed
+    route = None if since or until else matcher.record_filter
     if isinstance(paths, ByteRange):
         span = paths
         result = ChunkResult([span.path], span.start, _share(span))

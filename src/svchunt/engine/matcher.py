@@ -6,12 +6,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from svchunt.engine.batch import ColumnBatch
-from svchunt.engine.prefilter import Need, Prefilter, necessary_literals
+from svchunt.engine.prefilter import Need, Prefilter, RawPrefilter, necessary_literals
 from svchunt.engine.pyeval import Select, compile_condition
-from svchunt.model import Event, RuleInfo, Signal
+from svchunt.model import Event, RecordSkip, RuleInfo, Signal
+from svchunt.normalise.derived import written_fields
 from svchunt.rules.loader import LoadedRule
 
 RouteKey = tuple[str | None, int | None]
+
+# Fields a normalised event gets from the record's System part (normalise.shapes._finish), whatever its
+# EventData holds; and `Data`, which normalising rewrites: a raw record cannot stand in for them.
+_NOT_RAW = frozenset({"eventid", "channel", "provider_name", "computer", "eventrecordid", "data"})
+
+
+def _skip_any(data: object) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ class Matcher:
                     self._table.setdefault((channel, eid), []).append(i)
         self._plans: dict[RouteKey, Plan] = {}
         self._routed: dict[RouteKey, bool] = {}
+        self._filters: dict[RouteKey, RecordSkip | None] = {}
         self._needs: list[Need | None | bool] = [False] * len(self.rules)  # False: not computed yet
 
     def need(self, i: int) -> Need | None:
@@ -71,6 +81,28 @@ class Matcher:
         if found is None:
             found = self._routed[key] = any(k in self._table for k in _table_keys(key))
         return found
+
+    def record_filter(self, key: RouteKey) -> RecordSkip | None:
+        """How a reader may tell, from a record's raw EventData, that no rule can match it (a `RouteTest`):
+        for a group no rule meets, every record; for a group whose rules all have prefilter literals, on
+        fields that normalising copies unchanged, the records where none of them occurs. None where only
+        the normalised event can say (a rule without literals, a literal on a header or derived field).
+        """
+        if key in self._filters:
+            return self._filters[key]
+        found = self._filters[key] = self._record_filter(key)
+        return found
+
+    def _record_filter(self, key: RouteKey) -> RecordSkip | None:
+        if not self.routed(key):
+            return _skip_any
+        plan = self.plan(key)
+        if plan.unfiltered or plan.prefilter is None:
+            return None
+        derived = {name.lower() for name in written_fields(key[1])}
+        if any((low := name.lower()) in _NOT_RAW or low in derived for name in plan.prefilter.automata):
+            return None
+        return RawPrefilter(plan.prefilter.automata)
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""

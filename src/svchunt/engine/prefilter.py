@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from svchunt.engine.batch import ColumnBatch
+from svchunt.engine.batch import ColumnBatch, fold
 from svchunt.rules import ir
 
 MIN_LITERAL = 3  # shorter literals match almost everywhere and only slow the scan down
@@ -130,6 +130,69 @@ class Prefilter:
             if rows:
                 found.update(rows)
         return sorted(found)
+
+
+MAX_LAYOUTS = 4096  # distinct EventData key lists remembered per group (bounded against hostile input)
+MAX_MEMO = 65536  # distinct raw values remembered per field
+
+
+class RawPrefilter:
+    """`Prefilter.scan` for one record not yet normalised: True when none of the literals occurs in its
+    fields, so no rule of the plan can match it. Only for plans whose rules all have literals, on fields a
+    raw record holds exactly as its normalised event does (see `Matcher.record_filter`).
+
+    Field names are compared as the batch does, ignoring case; where a record spells one several ways,
+    every spelling is scanned (a hit in any sends the record to the full path, which then decides).
+    """
+
+    __slots__ = ("_by_name", "_layouts", "_memos")
+
+    def __init__(self, automata: dict[str, ahocorasick.Automaton]):
+        by_name: dict[str, list[ahocorasick.Automaton]] = {}
+        for name, automaton in automata.items():
+            by_name.setdefault(name.lower(), []).append(automaton)
+        self._by_name = {name: tuple(found) for name, found in by_name.items()}
+        self._memos: dict[str, dict[str, bool]] = {name: {} for name in by_name}
+        self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], dict[str, bool]], ...]] = {}
+
+    def __call__(self, data: dict[str, object] | None) -> bool:
+        if data is None:
+            return True  # header fields only, and no plan field is one of them
+        keys = tuple(data)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layout(keys)
+        for key, automata, memo in layout:
+            value = data[key]
+            if value is None:
+                continue
+            if type(value) is str:
+                found = memo.get(value)
+                if found is None:
+                    found = _occurs(value.lower(), automata)
+                    if len(memo) >= MAX_MEMO:
+                        memo.clear()
+                    memo[value] = found
+            else:  # numbers are not remembered: 1, 1.0 and True are one dict key but three texts
+                text = fold(value)
+                found = text is not None and _occurs(text, automata)
+            if found:
+                return False
+        return True
+
+    def _layout(self, keys: tuple[str, ...]) -> tuple[tuple[str, tuple[ahocorasick.Automaton, ...], dict[str, bool]], ...]:
+        by_name, memos = self._by_name, self._memos
+        layout = tuple(
+            (key, by_name[low], memos[low]) for key in keys if (low := key.lower()) in by_name
+        )
+        if len(self._layouts) >= MAX_LAYOUTS:
+            self._layouts.clear()
+        self._layouts[keys] = layout
+        return layout
+
+
+def _occurs(text: str, automata: tuple[ahocorasick.Automaton, ...]) -> bool:
+    return any(next(automaton.iter(text), None) is not None for automaton in automata)
 
 
 _REGEX_ESCAPES_LITERAL = set("\\.^$|?*+()[]{}/-#&~ '\"<>:;,=!@%")

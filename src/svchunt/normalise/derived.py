@@ -19,7 +19,12 @@ import re
 from typing import Any
 
 from svchunt.normalise.image_path import normalise_image_path
-from svchunt.normalise.service_fields import add_module_log_fields, add_process_fields, add_script_fields
+from svchunt.normalise.service_fields import (
+    SERVICE_FIELDS,
+    add_module_log_fields,
+    add_process_fields,
+    add_script_fields,
+)
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 _PIPE_SUFFIXES = ("-stdin", "-stdout", "-stderr")
@@ -185,6 +190,35 @@ _BY_EVENT_ID = {
     4104: _powershell_4104,
     800: _powershell_800,
 }
+
+
+# The fields each EventID's handler may add or change, whatever the channel: a raw record can stand in for
+# its normalised event on every other field (engine.matcher.Matcher.record_filter). Kept apart from the
+# handlers so that the test over the samples (tests/test_raw_prefilter.py) can hold them to it.
+_IMAGE_PATH = frozenset({"ImagePathNormalised", "ImagePathCommand"})
+_REGISTRY = frozenset({"ServiceKeyName", "UserAccount"})
+_PIPE = frozenset({"PsExecSourceHost", "UserAccount"})
+WRITES: dict[int, frozenset[str]] = {
+    1: SERVICE_FIELDS | {"UserAccount"},
+    4688: SERVICE_FIELDS | {"Image", "ParentImage"},
+    4657: _IMAGE_PATH | {"TargetObject", "Details", "Image", "ServiceKeyName"},
+    7045: _IMAGE_PATH,
+    4697: _IMAGE_PATH,
+    12: _REGISTRY,
+    13: _IMAGE_PATH | _REGISTRY,
+    14: _REGISTRY,
+    17: _PIPE,
+    18: _PIPE,
+    5145: frozenset({"PsExecSourceHost"}),
+    4103: SERVICE_FIELDS,
+    4104: SERVICE_FIELDS,
+    800: SERVICE_FIELDS,
+}
+
+
+def written_fields(event_id: int | None) -> frozenset[str]:
+    """The fields `add_derived` may write on an event of this EventID (of any channel)."""
+    return WRITES.get(event_id, frozenset()) if event_id is not None else frozenset()
 
 
 def add_derived(fields: dict[str, Any]) -> None:

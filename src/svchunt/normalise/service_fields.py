@@ -68,6 +68,16 @@ def add_module_log_fields(fields: dict[str, Any], details: Any, script: Any) -> 
         set_fields(fields, ops)
 
 
+# Every field `set_fields` may write: what a reader must not judge from a raw record (derived.WRITES).
+SERVICE_FIELDS = frozenset({
+    "ServiceCommandVerb", "ServiceCommandTool", "ServiceCommandService", "ServiceCommandServices",
+    "ServiceCommandHost", "ServiceCommandBinPath", "ServiceCommandBinPathNormalised", "ServiceCommandStartType",
+    "ServiceCommandDisabled", "ServiceCommandFailureCommand", "ServiceCommandFailureActions",
+    "ServiceCommandRegValue", "ServiceCommandAccount", "ServiceCommandSddl", "ServiceSddlEffect",
+    "ServiceSddlHiddenFrom", "ServiceSddlAdminsDenied", "ServiceSddlWeakFor", "ServiceSddlError",
+})  # fmt: skip
+
+
 def _one_or_list(values: list[Any]) -> Any:
     distinct = list(dict.fromkeys(v for v in values if v is not None))
     if not distinct:

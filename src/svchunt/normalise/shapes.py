@@ -16,11 +16,11 @@ nested value becomes compact JSON text. The hot path is one pass over the event 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from svchunt.model import RouteTest
 from svchunt.normalise import bounds
 from svchunt.normalise.bounds import MAX_DEPTH, nested_text
 from svchunt.normalise.derived import add_derived
@@ -266,12 +266,13 @@ def _usual_time(stamp: Any) -> bool:
     return type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T"
 
 
-def skip_unrouted(record: Any, routed: Callable[[tuple[str | None, int]], bool]) -> bool:
-    """Whether a hunt may count an EVTX parser record without normalising it: no rule meets its
-    (lower-cased Channel, EventID), as `routed` says, and `from_nested(record, parsed=True)` would
-    normalise it without a flag or a problem. Every condition is one of `from_nested`'s and `_finish`'s
-    own fast paths: any other record goes down the full path. The key comes first, as it is all that a
-    routed record (normalised anyway) pays for.
+def skip_unrouted(record: Any, route: RouteTest) -> bool:
+    """Whether a hunt may count an EVTX parser record without normalising it: `route` says, for its
+    (lower-cased Channel, EventID), how to tell from the raw EventData that no rule can match it, and that
+    test says so; and `from_nested(record, parsed=True)` would normalise it without a flag or a problem.
+    Every condition is one of `from_nested`'s and `_finish`'s own fast paths: any other record goes down
+    the full path. The key comes first, as it is all that a record only the normalised event can answer
+    for (normalised anyway) pays for.
     """
     event = record.get("Event") if type(record) is dict else None
     system = event.get("System") if type(event) is dict else None
@@ -282,11 +283,13 @@ def skip_unrouted(record: Any, routed: Callable[[tuple[str | None, int]], bool])
         return False
     channel = system.get("Channel")
     if channel is None:
-        if routed((None, event_id)):
-            return False
-    elif type(channel) is not str or routed((channel.lower(), event_id)):
+        skips = route((None, event_id))
+    elif type(channel) is str:
+        skips = route((channel.lower(), event_id))
+    else:
         return False
-    return _quiet(event, system)
+    # the raw test reads EventData only once `_quiet` has found it flat: as normalising would copy it
+    return skips is not None and _quiet(event, system) and skips(event.get("EventData"))
 
 
 def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:

@@ -1,0 +1,199 @@
+"""A record whose group's rules all need a literal that its raw fields lack is counted, not normalised
+(engine/matcher.py `record_filter`, engine/prefilter.py `RawPrefilter`): it could not have matched.
+
+The raw test stands in for the prefilter only on fields that normalising copies unchanged, so it depends on
+knowing which fields `add_derived` writes (normalise/derived.py `WRITES`): the declarations are held to the
+handlers here, over the real samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+from pathlib import Path
+from typing import Any
+
+import evtx
+import orjson
+import pytest
+from conftest import REPO, shared
+
+from svchunt.engine.hunt import HuntOptions, load_ruleset
+from svchunt.engine.matcher import Matcher
+from svchunt.model import Event
+from svchunt.normalise import derived, shapes
+from svchunt.normalise.command_line import ServiceOp
+from svchunt.normalise.service_fields import SERVICE_FIELDS, set_fields
+from svchunt.normalise.shapes import from_nested, skip_unrouted
+from svchunt.rules.loader import load_rules
+from svchunt.sources import read_events
+
+SIGMA_WINDOWS = shared("sigma") / "rules" / "windows"
+
+
+def _sample_files() -> list[str]:
+    return sorted(glob.glob(str(shared("evtx-attack-samples") / "**" / "*.evtx"), recursive=True))
+
+
+def _parsed_records(paths: list[str]) -> list[dict]:
+    return [orjson.loads(r["data"]) for path in paths for r in evtx.PyEvtxParser(path).records_json()]
+
+
+def test_every_derived_handler_declares_what_it_writes() -> None:
+    assert set(derived.WRITES) == set(derived._BY_EVENT_ID)
+    assert derived.written_fields(None) == frozenset() and derived.written_fields(4624) == frozenset()
+
+
+def test_set_fields_writes_only_service_fields() -> None:
+    op = ServiceOp(
+        "sc", "sdset", service="svc", host="h", bin_path="c:\\x.exe", start_type="disabled",
+        failure_command="c:\\y.exe", failure_actions="run/0", sddl="D:(D;;LCRP;;;IU)(A;;CCLCSWRPWPDTLOCRRC;;;WD)",
+        reg_value="ImagePath", reg_data="c:\\x.exe", account="LocalSystem",
+    )  # fmt: skip
+    fields: dict[str, Any] = {}
+    set_fields(fields, [op, ServiceOp("sc", "config", service="other")])
+    assert len(fields) > 12
+    assert set(fields) <= SERVICE_FIELDS
+
+
+def test_add_derived_writes_only_the_declared_fields_over_the_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field `add_derived` adds or changes on a real event is one its EventID declares."""
+    changed: dict[int, set[str]] = {}
+    original = derived.add_derived
+
+    def watched(fields: dict[str, Any]) -> None:
+        before = dict(fields)
+        original(fields)
+        diff = {k for k, v in fields.items() if k not in before or before[k] is not v}
+        if diff:
+            changed.setdefault(fields.get("EventID"), set()).update(diff)  # type: ignore[arg-type]
+        assert not set(before) - set(fields), "a handler removed a field"
+
+    monkeypatch.setattr(shapes, "add_derived", watched)
+    for path in [*_sample_files(), *map(str, sorted((REPO / "examples").rglob("*.json*")))]:
+        for _ in read_events(path):
+            pass
+    assert len(changed) >= 6, f"the samples exercise several handlers: {sorted(changed)}"
+    for event_id, names in changed.items():
+        assert names <= derived.written_fields(event_id), (event_id, names - derived.written_fields(event_id))
+
+
+def _matchers() -> list[tuple[str, Matcher]]:
+    out = [("built-in", Matcher(load_ruleset(HuntOptions(paths=[])).rules))]
+    if SIGMA_WINDOWS.is_dir():
+        out.append(("SigmaHQ windows", Matcher(load_ruleset(HuntOptions(paths=[], rule_paths=[str(SIGMA_WINDOWS)], builtin=False)).rules)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_records() -> list[dict]:
+    records = _parsed_records(_sample_files())
+    assert len(records) > 8000
+    return records
+
+
+@pytest.mark.parametrize("which", ["built-in", "SigmaHQ windows"])
+def test_no_record_the_raw_test_skips_matches_a_rule(which: str, sample_records: list[dict]) -> None:
+    if which != "built-in" and not SIGMA_WINDOWS.is_dir():
+        pytest.skip(f"SigmaHQ rules not found at {SIGMA_WINDOWS}")
+    matcher = dict(_matchers())[which]
+    skipped: list[Event] = []
+    kept: list[Event] = []
+    routed_skips = 0
+    for record in sample_records:
+        fields, timestamp, rid = from_nested(copy.deepcopy(record), parsed=True)
+        event = Event(fields, timestamp, "sample", rid)
+        if skip_unrouted(record, matcher.record_filter):
+            skipped.append(event)
+            channel = fields.get("Channel")
+            routed_skips += matcher.routed((channel.lower() if type(channel) is str else None, fields["EventID"]))
+        else:
+            kept.append(event)
+    assert matcher.match_indexed(skipped) == []
+    assert matcher.match_indexed(kept), "the records kept hold the matches"
+    if which == "built-in":  # (SigmaHQ's groups each hold some rule without a literal: routed ones are kept)
+        assert routed_skips > 1000, f"records of routed groups are skipped too ({routed_skips})"
+
+
+HEADER = """title: {title}
+id: 5d1c3e0a-2b7f-4c61-9a3e-{suffix}
+status: test
+logsource: {logsource}
+level: medium
+detection:
+"""
+NETWORK = "{product: windows, category: network_connection}"
+REGISTRY_SET = "{product: windows, category: registry_set}"
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+
+
+def _matcher(tmp_path: Path, rules: dict[str, tuple[str, str]]) -> Matcher:
+    for i, (name, (logsource, detection)) in enumerate(rules.items()):
+        text = HEADER.format(title=name, suffix=f"{i:012d}", logsource=logsource) + detection
+        (tmp_path / f"{name}.yml").write_text(text)
+    ruleset = load_rules([str(tmp_path)], use_cache=False)
+    assert not ruleset.refused, ruleset.refused
+    return Matcher(ruleset.rules)
+
+
+def _record(event_id: int, data: dict[str, Any] | None, channel: str = SYSMON) -> dict:
+    system = {
+        "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}},
+        "EventID": event_id,
+        "EventRecordID": 9,
+        "Channel": channel,
+        "Computer": "ws01",
+        "TimeCreated": {"#attributes": {"SystemTime": "2024-01-01T00:00:00.000000Z"}},
+    }
+    event: dict[str, Any] = {"System": system}
+    if data is not None:
+        event["EventData"] = data
+    return {"Event": event}
+
+
+def _skipped_and_matched(matcher: Matcher, record: dict) -> tuple[bool, bool]:
+    skipped = skip_unrouted(record, matcher.record_filter)
+    fields, timestamp, rid = from_nested(copy.deepcopy(record), parsed=True)
+    matched = bool(matcher.match_indexed([Event(fields, timestamp, "t", rid)]))
+    assert not (skipped and matched), f"skipped a record that matches: {record}"
+    return skipped, matched
+
+
+def test_raw_test_on_look_alikes_case_variants_and_non_text_values(tmp_path: Path) -> None:
+    m = _matcher(tmp_path, {
+        "evil_image": (NETWORK, "    sel: {Image|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
+        "port_text": (NETWORK, "    sel: {DestinationHostname|contains: 'true'}\n    condition: sel\n"),
+    })  # fmt: skip
+    assert m.record_filter(("microsoft-windows-sysmon/operational", 3)) is not None
+    cases = {
+        "benign": ({"Image": "C:\\Windows\\System32\\svchost.exe"}, (True, False)),
+        "look-alike": ({"Image": "C:\\tools\\notevil.exe.bak"}, (True, False)),
+        "no EventData": (None, (True, False)),
+        "evil": ({"Image": "C:\\Temp\\EVIL.EXE"}, (False, True)),
+        "spelt otherwise": ({"image": "C:\\Temp\\evil.exe"}, (False, True)),
+        "two spellings": ({"Image": "C:\\a.exe", "IMAGE": "C:\\Temp\\evil.exe"}, (False, None)),
+        "bool value": ({"DestinationHostname": True}, (False, True)),
+        "number value": ({"DestinationHostname": 1, "Image": 7}, (True, False)),
+    }
+    for name, (data, (want_skip, want_match)) in cases.items():
+        skipped, matched = _skipped_and_matched(m, _record(3, data))
+        assert skipped is want_skip, name
+        if want_match is not None:
+            assert matched is want_match, name
+
+
+def test_groups_only_the_normalised_event_can_answer_for(tmp_path: Path) -> None:
+    m = _matcher(tmp_path, {
+        "keyword": ("{product: windows, service: sysmon}", "    kw: ['evil.exe']\n    condition: kw\n"),
+        "derived": (REGISTRY_SET, "    sel: {ImagePathNormalised|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
+        "header": ("{product: windows, service: security}", "    sel: {EventID: 4624, Computer|contains: 'dc01'}\n    condition: sel\n"),
+        "data": ("{product: windows, service: application}", "    sel: {EventID: 1033, Data|contains: 'evilagent'}\n    condition: sel\n"),
+    })  # fmt: skip
+    assert m.record_filter(("microsoft-windows-sysmon/operational", 3)) is None  # the keyword rule meets every Sysmon event
+    assert m.record_filter(("security", 4624)) is None
+    assert m.record_filter(("application", 1033)) is None
+    assert m.record_filter(("security", 4688)) is not None  # no rule meets it: every record is skipped
+    assert m.record_filter(("security", 4688))({"anything": "evil.exe"})
+    # the registry value's derived ImagePathNormalised is only on the normalised event
+    record = _record(13, {"TargetObject": "HKLM\\System\\CurrentControlSet\\Services\\x\\ImagePath", "Details": "c:\\evil.exe"})
+    assert _skipped_and_matched(m, record) == (False, True)
