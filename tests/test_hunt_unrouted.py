@@ -26,7 +26,7 @@ from svchunt.sources import read_events
 EXAMPLES = REPO / "examples"
 
 
-def _every(data: object) -> bool:
+def _every(data: object, channel: object = None) -> bool:
     return True  # the raw test of a group no rule meets: every record may be skipped
 
 

@@ -124,6 +124,7 @@ detection:
 """
 NETWORK = "{product: windows, category: network_connection}"
 REGISTRY_SET = "{product: windows, category: registry_set}"
+PROCESS = "{product: windows, category: process_creation}"
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 
 
@@ -185,15 +186,37 @@ def test_raw_test_on_look_alikes_case_variants_and_non_text_values(tmp_path: Pat
 def test_groups_only_the_normalised_event_can_answer_for(tmp_path: Path) -> None:
     m = _matcher(tmp_path, {
         "keyword": ("{product: windows, service: sysmon}", "    kw: ['evil.exe']\n    condition: kw\n"),
-        "derived": (REGISTRY_SET, "    sel: {ImagePathNormalised|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
         "header": ("{product: windows, service: security}", "    sel: {EventID: 4624, Computer|contains: 'dc01'}\n    condition: sel\n"),
         "data": ("{product: windows, service: application}", "    sel: {EventID: 1033, Data|contains: 'evilagent'}\n    condition: sel\n"),
     })  # fmt: skip
     assert m.record_filter(("microsoft-windows-sysmon/operational", 3)) is None  # the keyword rule meets every Sysmon event
     assert m.record_filter(("security", 4624)) is None
-    assert m.record_filter(("application", 1033)) is None
     assert m.record_filter(("security", 4688)) is not None  # no rule meets it: every record is skipped
-    assert m.record_filter(("security", 4688))({"anything": "evil.exe"})
-    # the registry value's derived ImagePathNormalised is only on the normalised event
-    record = _record(13, {"TargetObject": "HKLM\\System\\CurrentControlSet\\Services\\x\\ImagePath", "Details": "c:\\evil.exe"})
-    assert _skipped_and_matched(m, record) == (False, True)
+    assert m.record_filter(("security", 4688))({"anything": "evil.exe"}, "Security")
+    # a flat record's unnamed Data is a scalar that normalising keeps as it is: the raw test reads it
+    assert m.record_filter(("application", 1033)) is not None
+    installer = {"Data": "Product: EvilAgent -- Installation completed successfully."}
+    assert _skipped_and_matched(m, _record(1033, installer, "Application")) == (False, True)
+    assert _skipped_and_matched(m, _record(1033, {"Data": "Product: Office"}, "Application")) == (True, False)
+
+
+def test_needs_on_derived_fields_are_derived_on_a_copy(tmp_path: Path) -> None:
+    m = _matcher(tmp_path, {
+        "derived": (REGISTRY_SET, "    sel: {ImagePathNormalised|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
+        "binpath": (PROCESS, "    sel: {ServiceCommandBinPath|exists: true}\n    condition: sel\n"),
+    })  # fmt: skip
+    assert m.record_filter(("microsoft-windows-sysmon/operational", 13)) is not None
+    image_path = "HKLM\\System\\CurrentControlSet\\Services\\x\\ImagePath"
+    cases = {
+        "service binary": (13, {"TargetObject": image_path, "Details": "c:\\evil.exe"}, (False, True)),
+        "stock binary": (13, {"TargetObject": image_path, "Details": "c:\\windows\\system32\\svchost.exe"}, (True, False)),
+        "not ImagePath": (13, {"TargetObject": image_path + "x", "Details": "c:\\evil.exe"}, (True, False)),
+        "sc create": (1, {"Image": "C:\\Windows\\System32\\sc.exe", "CommandLine": "sc create x binPath= c:\\evil.exe"}, (False, True)),
+        "sc query": (1, {"Image": "C:\\Windows\\System32\\sc.exe", "CommandLine": "sc query x"}, (True, False)),
+        "other program": (1, {"Image": "C:\\Windows\\notepad.exe", "CommandLine": "notepad sc create x binPath= y"}, (True, False)),
+    }  # fmt: skip
+    for name, (event_id, data, want) in cases.items():
+        assert _skipped_and_matched(m, _record(event_id, data)) == want, name
+    # the presence alternative also narrows the batch: the rule runs on the rows that have the field
+    plan = m.plan(("microsoft-windows-sysmon/operational", 1))
+    assert not plan.unfiltered and plan.prefilter is not None and "ServiceCommandBinPath" in plan.prefilter.presence

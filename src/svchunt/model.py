@@ -89,8 +89,9 @@ class Unrouted:
 
 UNROUTED = Unrouted()
 
-# Given a record's raw EventData (a flat dict of scalars, or None): True when no rule of its group can match it.
-RecordSkip = Callable[[Any], bool]
+# Given a record's raw EventData (a flat dict of scalars, or None) and its Channel as written: True when no
+# rule of its group can match it.
+RecordSkip = Callable[[Any, Any], bool]
 # For a (lower-cased channel, EventID): how a reader may tell, from the raw record, that no rule can match
 # it (`engine.matcher.Matcher.record_filter`), or None when only the normalised event can say.
 RouteTest = Callable[[tuple[str | None, int | None]], RecordSkip | None]

@@ -9,17 +9,17 @@ from svchunt.engine.batch import ColumnBatch
 from svchunt.engine.prefilter import Need, Prefilter, RawPrefilter, necessary_literals
 from svchunt.engine.pyeval import Select, compile_condition
 from svchunt.model import Event, RecordSkip, RuleInfo, Signal
-from svchunt.normalise.derived import written_fields
+from svchunt.normalise.derived import add_derived, written_fields
 from svchunt.rules.loader import LoadedRule
 
 RouteKey = tuple[str | None, int | None]
 
 # Fields a normalised event gets from the record's System part (normalise.shapes._finish), whatever its
-# EventData holds; and `Data`, which normalising rewrites: a raw record cannot stand in for them.
-_NOT_RAW = frozenset({"eventid", "channel", "provider_name", "computer", "eventrecordid", "data"})
+# EventData holds: a raw record's EventData cannot stand in for them.
+_NOT_RAW = frozenset({"eventid", "channel", "provider_name", "computer", "eventrecordid"})
 
 
-def _skip_any(data: object) -> bool:
+def _skip_any(data: object, channel: object = None) -> bool:
     return True
 
 
@@ -97,12 +97,15 @@ class Matcher:
         if not self.routed(key):
             return _skip_any
         plan = self.plan(key)
-        if plan.unfiltered or plan.prefilter is None:
+        prefilter = plan.prefilter
+        if plan.unfiltered or prefilter is None:
             return None
-        derived = {name.lower() for name in written_fields(key[1])}
-        if any((low := name.lower()) in _NOT_RAW or low in derived for name in plan.prefilter.automata):
+        names = {name.lower() for name in prefilter.fields}
+        if names & _NOT_RAW:
             return None
-        return RawPrefilter(plan.prefilter.automata)
+        # a need on a derived field: derive the record's fields on a copy, as normalising would
+        derive = add_derived if names & {name.lower() for name in written_fields(key[1])} else None
+        return RawPrefilter(prefilter.automata, prefilter.presence, key[1], derive)
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""

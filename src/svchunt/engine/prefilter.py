@@ -1,24 +1,31 @@
 """Literal prefilter: one Aho-Corasick pass per field tells which rules can possibly match a row.
 
 Most rules require at least one of a few literals in some field (`Image|endswith: '\\psexec.exe'`
-needs `\\psexec.exe` somewhere in Image). For each group of events we scan every prefiltered field
-once with an automaton of all such literals, and a rule is evaluated only on the rows where one of
-its literals occurred. This is a necessary condition only, so the full condition still decides: the
+needs `\\psexec.exe` somewhere in Image), or at least a field's presence (`ServiceCommandBinPath|exists`).
+For each group of events we scan every prefiltered field once with an automaton of all such literals
+(and each presence field once), and a rule is evaluated only on the rows where one of its alternatives
+occurred. This is a necessary condition only, so the full condition still decides: the
 prefilter can make a rule cheaper, never change its answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import ahocorasick
 
 from svchunt.engine.batch import ColumnBatch, fold
 from svchunt.rules import ir
+from svchunt.values import present
 
 MIN_LITERAL = 3  # shorter literals match almost everywhere and only slow the scan down
 
-Need = tuple[tuple[str, str], ...]  # alternatives: (field, folded literal); at least one must occur
+# Alternatives, at least one of which holds in every matching event: (field, folded literal) for a literal
+# in the field, (field, PRESENT) for the field present with a non-empty value (`values.present`).
+PRESENT = None
+Need = tuple[tuple[str, str | None], ...]
 
 
 def _usable(literal: str) -> bool:
@@ -27,7 +34,10 @@ def _usable(literal: str) -> bool:
 
 
 def necessary_literals(node: ir.Node) -> Need | None:
-    """A set of (field, literal) of which at least one occurs in every matching event, or None."""
+    """A set of (field, literal) or (field, PRESENT) of which at least one holds in every matching event,
+    or None."""
+    if isinstance(node, ir.Exists):
+        return ((node.field, PRESENT),)
     if isinstance(node, ir.Str):
         if node.field == "*" or not node.values or not all(_usable(v) for v in node.values):
             return None
@@ -42,7 +52,7 @@ def necessary_literals(node: ir.Node) -> Need | None:
         options = [n for n in (necessary_literals(c) for c in node.children) if n is not None]
         return max(options, key=_quality) if options else None
     if isinstance(node, ir.Or):
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str | None]] = []
         for child in node.children:
             need = necessary_literals(child)
             if need is None:
@@ -53,17 +63,22 @@ def necessary_literals(node: ir.Node) -> Need | None:
 
 
 def _quality(need: Need) -> tuple[int, int]:
-    # Prefer long shortest literals (rare matches), then fewer alternatives.
-    return (min(len(lit) for _, lit in need), -len(need))
+    # Prefer long shortest literals (rare matches), then fewer alternatives; a presence last of all.
+    return (min(len(lit) if lit is not None else 0 for _, lit in need), -len(need))
 
 
 @dataclass
 class Prefilter:
-    """Per route plan: automata per field over the literals of the plan's rules."""
+    """Per route plan: automata per field over the literals of the plan's rules, and the presence fields."""
 
     automata: dict[str, ahocorasick.Automaton]
     rule_literals: dict[int, list[tuple[str, int]]]  # rule index -> [(field, literal id)]
     literal_rules: dict[int, list[int]]  # literal id -> rule indexes that need it
+    presence: dict[str, int]  # field -> the literal id of its presence
+
+    @property
+    def fields(self) -> set[str]:
+        return set(self.automata) | set(self.presence)
 
     @classmethod
     def build(cls, needs: dict[int, Need]) -> Prefilter:
@@ -78,14 +93,18 @@ class Prefilter:
                 literal_rules.setdefault(lid, []).append(rule)
             rule_literals[rule] = refs
         automata: dict[str, ahocorasick.Automaton] = {}
+        presence: dict[str, int] = {}
         for (fname, lit), lid in ids.items():
+            if lit is PRESENT:
+                presence[fname] = lid
+                continue
             automaton = automata.get(fname)
             if automaton is None:
                 automaton = automata[fname] = ahocorasick.Automaton()
             automaton.add_word(lit, lid)
         for automaton in automata.values():
             automaton.make_automaton()
-        return cls(automata, rule_literals, literal_rules)
+        return cls(automata, rule_literals, literal_rules, presence)
 
     def scan(self, batch: ColumnBatch) -> dict[int, list[int]]:
         """literal id -> rows (ascending, unique) where it occurs in its field.
@@ -110,6 +129,11 @@ class Prefilter:
                         hits[lid] = [r]
                     else:
                         rows.append(r)
+        for fname, lid in self.presence.items():
+            # the raw column, as `Exists` reads it: the folded text of a number would be present all the same
+            found_rows = [r for r, value in enumerate(batch.raw(fname)) if value is not None and present(value)]
+            if found_rows:
+                hits[lid] = found_rows
         return hits
 
     def active_rules(self, hits: dict[int, list[int]]) -> set[int]:
@@ -138,41 +162,62 @@ MAX_MEMO = 65536  # distinct raw values remembered per field
 
 class RawPrefilter:
     """`Prefilter.scan` for one record not yet normalised: True when none of the literals occurs in its
-    fields, so no rule of the plan can match it. Only for plans whose rules all have literals, on fields a
-    raw record holds exactly as its normalised event does (see `Matcher.record_filter`).
+    fields and none of the presence fields is present, so no rule of the plan can match it. Only for plans
+    whose rules all have a need, on fields a raw record holds as its normalised event does (see
+    `Matcher.record_filter`): its EventData, plus, with `derive` (`normalise.derived.add_derived`), the
+    fields derived from EventData, Channel and EventID, computed here on a copy.
 
     Field names are compared as the batch does, ignoring case; where a record spells one several ways,
     every spelling is scanned (a hit in any sends the record to the full path, which then decides).
     """
 
-    __slots__ = ("_by_name", "_layouts", "_memos")
+    __slots__ = ("_by_name", "_layouts", "_memos", "_event_id", "_derive")
 
-    def __init__(self, automata: dict[str, ahocorasick.Automaton]):
+    def __init__(
+        self,
+        automata: dict[str, ahocorasick.Automaton],
+        presence: Iterable[str] = (),
+        event_id: int | None = None,
+        derive: Callable[[dict[str, Any]], None] | None = None,
+    ):
         by_name: dict[str, list[ahocorasick.Automaton]] = {}
         for name, automaton in automata.items():
             by_name.setdefault(name.lower(), []).append(automaton)
-        self._by_name = {name: tuple(found) for name, found in by_name.items()}
-        self._memos: dict[str, dict[str, bool]] = {name: {} for name in by_name}
-        self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], dict[str, bool]], ...]] = {}
+        present_names = {name.lower() for name in presence}
+        self._by_name = {
+            name: (tuple(by_name.get(name, ())), name in present_names) for name in set(by_name) | present_names
+        }
+        self._memos: dict[str, dict[str, bool]] = {name: {} for name in self._by_name}
+        self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]] = {}
+        self._event_id = event_id
+        self._derive = derive
 
-    def __call__(self, data: dict[str, object] | None) -> bool:
-        if data is None:
+    def __call__(self, data: dict[str, Any] | None, channel: str | None = None) -> bool:
+        if self._derive is not None:
+            fields = dict(data) if data is not None else {}
+            fields["EventID"] = self._event_id
+            fields["Channel"] = channel
+            self._derive(fields)
+            data = fields
+        elif data is None:
             return True  # header fields only, and no plan field is one of them
         keys = tuple(data)
         layout = self._layouts.get(keys)
         if layout is None:
             layout = self._layout(keys)
-        for key, automata, memo in layout:
+        for key, automata, presence, memo in layout:
             value = data[key]
             if value is None:
                 continue
             if type(value) is str:
                 found = memo.get(value)
                 if found is None:
-                    found = _occurs(value.lower(), automata)
+                    found = (presence and value != "") or _occurs(value.lower(), automata)
                     if len(memo) >= MAX_MEMO:
                         memo.clear()
                     memo[value] = found
+            elif presence and present(value):
+                found = True
             else:  # numbers are not remembered: 1, 1.0 and True are one dict key but three texts
                 text = fold(value)
                 found = text is not None and _occurs(text, automata)
@@ -180,11 +225,11 @@ class RawPrefilter:
                 return False
         return True
 
-    def _layout(self, keys: tuple[str, ...]) -> tuple[tuple[str, tuple[ahocorasick.Automaton, ...], dict[str, bool]], ...]:
+    def _layout(
+        self, keys: tuple[str, ...]
+    ) -> tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]:
         by_name, memos = self._by_name, self._memos
-        layout = tuple(
-            (key, by_name[low], memos[low]) for key in keys if (low := key.lower()) in by_name
-        )
+        layout = tuple((key, *by_name[low], memos[low]) for key in keys if (low := key.lower()) in by_name)
         if len(self._layouts) >= MAX_LAYOUTS:
             self._layouts.clear()
         self._layouts[keys] = layout

@@ -289,7 +289,7 @@ def skip_unrouted(record: Any, route: RouteTest) -> bool:
     else:
         return False
     # the raw test reads EventData only once `_quiet` has found it flat: as normalising would copy it
-    return skips is not None and _quiet(event, system) and skips(event.get("EventData"))
+    return skips is not None and _quiet(event, system) and skips(event.get("EventData"), channel)
 
 
 def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:
