@@ -9,6 +9,7 @@ import pytest
 
 from svchunt.engine.matcher import Matcher
 from svchunt.model import Event
+from svchunt.rules import ir
 from svchunt.rules.loader import load_rules
 from svchunt.sources import read_events
 
@@ -115,3 +116,28 @@ def test_a_channel_less_rule_does_not_switch_routing_off_for_the_others(tmp_path
     assert set(m.plan(("system", 7045)).rules) == {0, 1}
     events = [_event("System", 7045, ServiceName="psexesvc"), _event("Security", 4688, CommandLine="MimiKatz.exe")]
     assert _titles(m, events) == [("anywhere", 4688), ("svc", 7045)]
+
+
+def test_each_branch_of_an_or_routes_by_its_own_event_id(tmp_path):
+    m = _matcher(tmp_path, {
+        "branches": ("{product: windows, service: security}", (
+            "    a: {EventID: 4738}\n    f: {AllowedToDelegateTo: '-'}\n"
+            "    b: {EventID: 5136, AttributeLDAPDisplayName: servicePrincipalName}\n"
+            "    condition: (a and not f) or b\n"
+        )),
+        "open": ("{product: windows, service: security}", (
+            "    a: {EventID: 4738}\n    b: {SubjectUserName: admin}\n    condition: a or b\n"
+        )),
+    })  # fmt: skip
+    branches, open_ = (r.compiled.routes for r in m.rules)
+    assert branches == (ir.Route("Security", (4738, 5136)),)
+    assert open_ == (ir.Route("Security", None),), "a branch without an EventID meets every Security event"
+    assert m.plan(("security", 4624)).rules == (1,)
+    events = [
+        _event("Security", 4738, AllowedToDelegateTo="host/x"),
+        _event("Security", 5136, AttributeLDAPDisplayName="servicePrincipalName"),
+        _event("Security", 4624, AttributeLDAPDisplayName="servicePrincipalName", AllowedToDelegateTo="host/x"),
+    ]
+    for i, e in enumerate(events):
+        e.record_id = i
+    assert _titles(m, events) == [("branches", 0), ("branches", 1), ("open", 0)]

@@ -19,15 +19,12 @@ from conftest import REPO, shared
 from svchunt.engine.detector import Detector
 from svchunt.engine.hunt import HuntOptions, load_ruleset, run_hunt
 from svchunt.engine.matcher import Matcher
+from svchunt.engine.prefilter import SKIP_ANY
 from svchunt.model import FLAGS_FIELD, UNROUTED, Event
 from svchunt.normalise.shapes import from_nested, skip_unrouted
 from svchunt.sources import read_events
 
 EXAMPLES = REPO / "examples"
-
-
-def _every(data: object, channel: object = None) -> bool:
-    return True  # the raw test of a group no rule meets: every record may be skipped
 
 
 def _parsed_records(paths: list[str]) -> list[dict]:
@@ -46,7 +43,7 @@ def test_the_quiet_key_is_the_routing_key_of_the_normalised_event_and_nothing_is
     asked: list[tuple] = []
     for record in records:
         asked.clear()
-        if not skip_unrouted(record, lambda key: asked.append(key) or _every):  # a router meeting nothing
+        if not skip_unrouted(record, lambda key: asked.append(key) or SKIP_ANY):  # a router meeting nothing
             continue
         keyed += 1
         [key] = asked
@@ -91,15 +88,15 @@ def _record(**system: object) -> dict:
     ],
 )
 def test_records_that_could_be_flagged_or_refused_are_normalised(record: object) -> None:
-    assert not skip_unrouted(record, lambda key: _every)
+    assert not skip_unrouted(record, lambda key: SKIP_ANY)
 
 
 def test_a_quiet_record_keyed_with_qualifiers_and_without_event_data() -> None:
     record = _record(EventID={"#attributes": {"Qualifiers": 16384}, "#text": 7045})
     asked: list[tuple] = []
-    assert skip_unrouted(record, lambda key: asked.append(key) or _every)
+    assert skip_unrouted(record, lambda key: asked.append(key) or SKIP_ANY)
     del record["Event"]["EventData"]
-    assert skip_unrouted(record, lambda key: asked.append(key) or _every)
+    assert skip_unrouted(record, lambda key: asked.append(key) or SKIP_ANY)
     assert asked == [("system", 7045)] * 2
     assert not skip_unrouted(record, lambda key: None), "a record only its normalised event answers for is normalised"
     fields, _, _ = from_nested(record, parsed=True)
@@ -112,7 +109,7 @@ def test_the_reader_gives_unrouted_only_for_records_no_rule_meets() -> None:
     normalised = unrouted = 0
     for path in files:
         plain = [e for e in read_events(path) if type(e) is Event]
-        routed = list(read_events(path, lambda key: None if matcher.routed(key) else _every))
+        routed = list(read_events(path, lambda key: None if matcher.routed(key) else SKIP_ANY))
         events = [e for e in routed if type(e) is Event]
         unrouted += sum(1 for e in routed if e is UNROUTED)
         # every event the router lets through is the one a plain read gives, in the same order

@@ -20,11 +20,11 @@ from conftest import REPO, shared
 
 from svchunt.engine.hunt import HuntOptions, load_ruleset
 from svchunt.engine.matcher import Matcher
-from svchunt.model import Event
+from svchunt.model import FLAGS_FIELD, Event
 from svchunt.normalise import derived, shapes
 from svchunt.normalise.command_line import ServiceOp
 from svchunt.normalise.service_fields import SERVICE_FIELDS, set_fields
-from svchunt.normalise.shapes import from_nested, skip_unrouted
+from svchunt.normalise.shapes import from_nested, route_record
 from svchunt.rules.loader import load_rules
 from svchunt.sources import read_events
 
@@ -78,6 +78,15 @@ def test_add_derived_writes_only_the_declared_fields_over_the_samples(monkeypatc
         assert names <= derived.written_fields(event_id), (event_id, names - derived.written_fields(event_id))
 
 
+def _read_as_a_hunt(matcher: Matcher, record: dict) -> tuple[bool, Event]:
+    """Whether the EVTX reader of a hunt counts the record without passing it on (as `_read_records`
+    does), and the event normalising it gives."""
+    fields, timestamp, rid = from_nested(copy.deepcopy(record), parsed=True)
+    verdict = route_record(record, matcher.record_filter)
+    skipped = verdict is True or (verdict is not None and FLAGS_FIELD not in fields and verdict(dict(fields)))
+    return skipped, Event(fields, timestamp, "t", rid)
+
+
 def _matchers() -> list[tuple[str, Matcher]]:
     out = [("built-in", Matcher(load_ruleset(HuntOptions(paths=[])).rules))]
     if SIGMA_WINDOWS.is_dir():
@@ -101,12 +110,11 @@ def test_no_record_the_raw_test_skips_matches_a_rule(which: str, sample_records:
     kept: list[Event] = []
     routed_skips = 0
     for record in sample_records:
-        fields, timestamp, rid = from_nested(copy.deepcopy(record), parsed=True)
-        event = Event(fields, timestamp, "sample", rid)
-        if skip_unrouted(record, matcher.record_filter):
+        skipped_here, event = _read_as_a_hunt(matcher, record)
+        if skipped_here:
             skipped.append(event)
-            channel = fields.get("Channel")
-            routed_skips += matcher.routed((channel.lower() if type(channel) is str else None, fields["EventID"]))
+            channel = event.fields.get("Channel")
+            routed_skips += matcher.routed((channel.lower() if type(channel) is str else None, event.fields["EventID"]))
         else:
             kept.append(event)
     assert matcher.match_indexed(skipped) == []
@@ -153,9 +161,8 @@ def _record(event_id: int, data: dict[str, Any] | None, channel: str = SYSMON) -
 
 
 def _skipped_and_matched(matcher: Matcher, record: dict) -> tuple[bool, bool]:
-    skipped = skip_unrouted(record, matcher.record_filter)
-    fields, timestamp, rid = from_nested(copy.deepcopy(record), parsed=True)
-    matched = bool(matcher.match_indexed([Event(fields, timestamp, "t", rid)]))
+    skipped, event = _read_as_a_hunt(matcher, record)
+    matched = bool(matcher.match_indexed([event]))
     assert not (skipped and matched), f"skipped a record that matches: {record}"
     return skipped, matched
 
@@ -183,24 +190,40 @@ def test_raw_test_on_look_alikes_case_variants_and_non_text_values(tmp_path: Pat
             assert matched is want_match, name
 
 
-def test_groups_only_the_normalised_event_can_answer_for(tmp_path: Path) -> None:
+def test_keywords_header_fields_and_rules_without_a_need(tmp_path: Path) -> None:
     m = _matcher(tmp_path, {
         "keyword": ("{product: windows, service: sysmon}", "    kw: ['evil.exe']\n    condition: kw\n"),
         "header": ("{product: windows, service: security}", "    sel: {EventID: 4624, Computer|contains: 'dc01'}\n    condition: sel\n"),
         "data": ("{product: windows, service: application}", "    sel: {EventID: 1033, Data|contains: 'evilagent'}\n    condition: sel\n"),
+        "no_need": ("{product: windows, category: driver_load}", "    sel: {Hashes|re: '^[0-9A-F]+$'}\n    condition: sel\n"),
     })  # fmt: skip
-    assert m.record_filter(("microsoft-windows-sysmon/operational", 3)) is None  # the keyword rule meets every Sysmon event
-    assert m.record_filter(("security", 4624)) is None
+    sysmon3, logon = ("microsoft-windows-sysmon/operational", 3), ("security", 4624)
+    assert m.record_filter(sysmon3).normalised and m.record_filter(logon).normalised  # type: ignore[union-attr]
+    assert m.record_filter(("microsoft-windows-sysmon/operational", 6)) is None  # the regex gives no literal
     assert m.record_filter(("security", 4688)) is not None  # no rule meets it: every record is skipped
-    assert m.record_filter(("security", 4688))({"anything": "evil.exe"}, "Security")
+    assert m.record_filter(("security", 4688))({"anything": "evil.exe"})  # type: ignore[misc]
     # a flat record's unnamed Data is a scalar that normalising keeps as it is: the raw test reads it
-    assert m.record_filter(("application", 1033)) is not None
+    assert not m.record_filter(("application", 1033)).normalised  # type: ignore[union-attr]
     installer = {"Data": "Product: EvilAgent -- Installation completed successfully."}
-    assert _skipped_and_matched(m, _record(1033, installer, "Application")) == (False, True)
-    assert _skipped_and_matched(m, _record(1033, {"Data": "Product: Office"}, "Application")) == (True, False)
+    cases = [
+        (_record(1033, installer, "Application"), (False, True)),
+        (_record(1033, {"Data": "Product: Office"}, "Application"), (True, False)),
+        (_record(3, {"Image": "C:\\Temp\\EVIL.EXE"}), (False, True)),  # a keyword in one value
+        (_record(3, {"Image": "C:\\Temp\\evil.ex", "User": "e"}), (True, False)),  # not across two
+        (_record(3, {"DestinationPort": 445}), (True, False)),
+        (_record(4624, {"TargetUserName": "bob"}, "Security"), (True, False)),
+    ]
+    dc = _record(4624, {"TargetUserName": "bob"}, "Security")
+    dc["Event"]["System"]["Computer"] = "DC01.corp"
+    cases.append((dc, (False, True)))  # the needed field comes from the header
+    named = _record(3, {"Image": "C:\\a.exe"})
+    named["Event"]["System"]["Computer"] = "evil.exe"
+    cases.append((named, (False, True)))  # keywords search header values too
+    for i, (record, want) in enumerate(cases):
+        assert _skipped_and_matched(m, record) == want, i
 
 
-def test_needs_on_derived_fields_are_derived_on_a_copy(tmp_path: Path) -> None:
+def test_needs_on_derived_fields_are_tested_on_the_normalised_fields(tmp_path: Path) -> None:
     m = _matcher(tmp_path, {
         "derived": (REGISTRY_SET, "    sel: {ImagePathNormalised|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
         "binpath": (PROCESS, "    sel: {ServiceCommandBinPath|exists: true}\n    condition: sel\n"),

@@ -10,7 +10,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -89,11 +89,21 @@ class Unrouted:
 
 UNROUTED = Unrouted()
 
-# Given a record's raw EventData (a flat dict of scalars, or None) and its Channel as written: True when no
-# rule of its group can match it.
-RecordSkip = Callable[[Any, Any], bool]
-# For a (lower-cased channel, EventID): how a reader may tell, from the raw record, that no rule can match
-# it (`engine.matcher.Matcher.record_filter`), or None when only the normalised event can say.
+
+class RecordSkip(Protocol):
+    """How a reader tells that no rule of a record's group can match the record (True: count it only).
+
+    `normalised` False: asked with the record's raw EventData (a flat dict of scalars, or None), before
+    normalising; True: asked with the normalised fields, where only they can say (derived or header fields,
+    keywords over every value)."""
+
+    normalised: bool
+
+    def __call__(self, fields: dict[str, Any] | None) -> bool: ...
+
+
+# For a (lower-cased channel, EventID): how a reader may tell that no rule can match a record
+# (`engine.matcher.Matcher.record_filter`), or None when only matching can.
 RouteTest = Callable[[tuple[str | None, int | None]], RecordSkip | None]
 
 

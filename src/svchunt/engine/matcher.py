@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from svchunt.engine.batch import ColumnBatch
-from svchunt.engine.prefilter import Need, Prefilter, RawPrefilter, necessary_literals
+from svchunt.engine.prefilter import SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
 from svchunt.engine.pyeval import Select, compile_condition
 from svchunt.model import Event, RecordSkip, RuleInfo, Signal
-from svchunt.normalise.derived import add_derived, written_fields
+from svchunt.normalise.derived import written_fields
 from svchunt.rules.loader import LoadedRule
 
 RouteKey = tuple[str | None, int | None]
@@ -17,10 +17,6 @@ RouteKey = tuple[str | None, int | None]
 # Fields a normalised event gets from the record's System part (normalise.shapes._finish), whatever its
 # EventData holds: a raw record's EventData cannot stand in for them.
 _NOT_RAW = frozenset({"eventid", "channel", "provider_name", "computer", "eventrecordid"})
-
-
-def _skip_any(data: object, channel: object = None) -> bool:
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +91,15 @@ class Matcher:
 
     def _record_filter(self, key: RouteKey) -> RecordSkip | None:
         if not self.routed(key):
-            return _skip_any
+            return SKIP_ANY
         plan = self.plan(key)
         prefilter = plan.prefilter
         if plan.unfiltered or prefilter is None:
             return None
         names = {name.lower() for name in prefilter.fields}
-        if names & _NOT_RAW:
-            return None
-        # a need on a derived field: derive the record's fields on a copy, as normalising would
-        derive = add_derived if names & {name.lower() for name in written_fields(key[1])} else None
-        return RawPrefilter(prefilter.automata, prefilter.presence, key[1], derive)
+        # a need on a header or derived field: only the normalised fields can say
+        normalised = bool(names & _NOT_RAW or names & {name.lower() for name in written_fields(key[1])})
+        return RawPrefilter(prefilter.automata, prefilter.presence, normalised)
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""

@@ -10,7 +10,7 @@ prefilter can make a rule cheaper, never change its answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,16 @@ import ahocorasick
 
 from svchunt.engine.batch import ColumnBatch, fold
 from svchunt.rules import ir
-from svchunt.values import present
+from svchunt.values import keyword_text, present
 
 MIN_LITERAL = 3  # shorter literals match almost everywhere and only slow the scan down
 
 # Alternatives, at least one of which holds in every matching event: (field, folded literal) for a literal
 # in the field, (field, PRESENT) for the field present with a non-empty value (`values.present`).
 PRESENT = None
+# The field of a need on keyword text (`ColumnBatch.fulltext_folded`, `values.keyword_text`): every value.
+KEYWORDS = "\0keywords"
+_KEYWORD_KINDS = frozenset({"contains", "startswith", "endswith", "eq"})
 Need = tuple[tuple[str, str | None], ...]
 
 
@@ -38,6 +41,11 @@ def necessary_literals(node: ir.Node) -> Need | None:
     or None."""
     if isinstance(node, ir.Exists):
         return ((node.field, PRESENT),)
+    if isinstance(node, ir.Keyword):
+        # every kind of keyword match holds its literal within one value: within the keyword text
+        if node.kind not in _KEYWORD_KINDS or not node.values or not all(_usable(v) for v in node.values):
+            return None
+        return tuple((KEYWORDS, v.lower()) for v in node.values)
     if isinstance(node, ir.Str):
         if node.field == "*" or not node.values or not all(_usable(v) for v in node.values):
             return None
@@ -115,6 +123,9 @@ class Prefilter:
         hits: dict[int, list[int]] = {}
         empty: tuple[int, ...] = ()
         for fname, automaton in self.automata.items():
+            if fname == KEYWORDS:
+                self._scan_keywords(batch, automaton, hits)
+                continue
             memo: dict[object, tuple[int, ...]] = {}
             for r, value in enumerate(batch.folded(fname)):
                 if value is None:
@@ -135,6 +146,17 @@ class Prefilter:
             if found_rows:
                 hits[lid] = found_rows
         return hits
+
+    @staticmethod
+    def _scan_keywords(batch: ColumnBatch, automaton: ahocorasick.Automaton, hits: dict[int, list[int]]) -> None:
+        # one text per event, rarely repeated: nothing worth remembering
+        for r, text in enumerate(batch.fulltext_folded()):
+            for lid in {lid for _, lid in automaton.iter(text)}:
+                rows = hits.get(lid)
+                if rows is None:
+                    hits[lid] = [r]
+                else:
+                    rows.append(r)
 
     def active_rules(self, hits: dict[int, list[int]]) -> set[int]:
         """Rules with at least one literal hit: the only prefiltered rules worth evaluating."""
@@ -161,45 +183,40 @@ MAX_MEMO = 65536  # distinct raw values remembered per field
 
 
 class RawPrefilter:
-    """`Prefilter.scan` for one record not yet normalised: True when none of the literals occurs in its
-    fields and none of the presence fields is present, so no rule of the plan can match it. Only for plans
-    whose rules all have a need, on fields a raw record holds as its normalised event does (see
-    `Matcher.record_filter`): its EventData, plus, with `derive` (`normalise.derived.add_derived`), the
-    fields derived from EventData, Channel and EventID, computed here on a copy.
+    """`Prefilter.scan` for one record, before it is batched: True when none of the literals occurs in its
+    fields, none of the presence fields is present and no keyword literal occurs in any value, so no rule
+    of the plan can match it. Only for plans whose rules all have a need (see `Matcher.record_filter`).
+
+    `normalised` False: asked with the raw EventData, which holds every needed field as the normalised
+    event does; True: asked with the normalised fields (needs on derived or header fields, or keywords).
 
     Field names are compared as the batch does, ignoring case; where a record spells one several ways,
     every spelling is scanned (a hit in any sends the record to the full path, which then decides).
     """
 
-    __slots__ = ("_by_name", "_layouts", "_memos", "_event_id", "_derive")
+    __slots__ = ("_by_name", "_layouts", "_memos", "_keywords", "normalised")
 
     def __init__(
         self,
         automata: dict[str, ahocorasick.Automaton],
         presence: Iterable[str] = (),
-        event_id: int | None = None,
-        derive: Callable[[dict[str, Any]], None] | None = None,
+        normalised: bool = False,
     ):
         by_name: dict[str, list[ahocorasick.Automaton]] = {}
         for name, automaton in automata.items():
-            by_name.setdefault(name.lower(), []).append(automaton)
+            if name != KEYWORDS:
+                by_name.setdefault(name.lower(), []).append(automaton)
         present_names = {name.lower() for name in presence}
         self._by_name = {
             name: (tuple(by_name.get(name, ())), name in present_names) for name in set(by_name) | present_names
         }
         self._memos: dict[str, dict[str, bool]] = {name: {} for name in self._by_name}
         self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]] = {}
-        self._event_id = event_id
-        self._derive = derive
+        self._keywords = automata.get(KEYWORDS)
+        self.normalised = normalised or self._keywords is not None
 
-    def __call__(self, data: dict[str, Any] | None, channel: str | None = None) -> bool:
-        if self._derive is not None:
-            fields = dict(data) if data is not None else {}
-            fields["EventID"] = self._event_id
-            fields["Channel"] = channel
-            self._derive(fields)
-            data = fields
-        elif data is None:
+    def __call__(self, data: dict[str, Any] | None) -> bool:
+        if data is None:
             return True  # header fields only, and no plan field is one of them
         keys = tuple(data)
         layout = self._layouts.get(keys)
@@ -220,10 +237,16 @@ class RawPrefilter:
                 found = True
             else:  # numbers are not remembered: 1, 1.0 and True are one dict key but three texts
                 text = fold(value)
-                found = text is not None and _occurs(text, automata)
+                if text is None:
+                    found = False
+                elif type(text) is tuple:  # a list, in normalised fields: element by element, as the batch
+                    found = any(_occurs(t, automata) for t in text)
+                else:
+                    found = _occurs(text, automata)
             if found:
                 return False
-        return True
+        keywords = self._keywords
+        return keywords is None or next(keywords.iter(keyword_text(data).lower()), None) is None
 
     def _layout(
         self, keys: tuple[str, ...]
@@ -234,6 +257,19 @@ class RawPrefilter:
             self._layouts.clear()
         self._layouts[keys] = layout
         return layout
+
+
+class SkipAny:
+    """The test of a group no rule meets: every record may be counted without normalising it."""
+
+    __slots__ = ()
+    normalised = False
+
+    def __call__(self, data: object) -> bool:
+        return True
+
+
+SKIP_ANY = SkipAny()
 
 
 def _occurs(text: str, automata: tuple[ahocorasick.Automaton, ...]) -> bool:

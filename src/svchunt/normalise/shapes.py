@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from svchunt.model import RouteTest
+from svchunt.model import RecordSkip, RouteTest
 from svchunt.normalise import bounds
 from svchunt.normalise.bounds import MAX_DEPTH, nested_text
 from svchunt.normalise.derived import add_derived
@@ -266,30 +266,40 @@ def _usual_time(stamp: Any) -> bool:
     return type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T"
 
 
-def skip_unrouted(record: Any, route: RouteTest) -> bool:
-    """Whether a hunt may count an EVTX parser record without normalising it: `route` says, for its
-    (lower-cased Channel, EventID), how to tell from the raw EventData that no rule can match it, and that
-    test says so; and `from_nested(record, parsed=True)` would normalise it without a flag or a problem.
-    Every condition is one of `from_nested`'s and `_finish`'s own fast paths: any other record goes down
-    the full path. The key comes first, as it is all that a record only the normalised event can answer
-    for (normalised anyway) pays for.
+def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
+    """How a hunt reads an EVTX parser record: True, count it without normalising it; None, normalise it;
+    a `RecordSkip`, normalise it and then ask that whether its fields can match (`normalised` tests).
+
+    True only when `route` gives, for its (lower-cased Channel, EventID), a test of the raw EventData that
+    says no rule can match, and `from_nested(record, parsed=True)` would normalise it without a flag or a
+    problem. Every condition is one of `from_nested`'s and `_finish`'s own fast paths: any other record
+    goes down the full path. The key comes first, as it is all that a record normalised anyway pays for.
     """
     event = record.get("Event") if type(record) is dict else None
     system = event.get("System") if type(event) is dict else None
     if type(system) is not dict:
-        return False
+        return None
     event_id = _event_id(system)
     if type(event_id) is not int or not 0 <= event_id <= bounds.MAX_EVENT_ID:
-        return False
+        return None
     channel = system.get("Channel")
     if channel is None:
         skips = route((None, event_id))
     elif type(channel) is str:
         skips = route((channel.lower(), event_id))
     else:
-        return False
+        return None
+    if skips is None:
+        return None
+    if skips.normalised:
+        return skips
     # the raw test reads EventData only once `_quiet` has found it flat: as normalising would copy it
-    return skips is not None and _quiet(event, system) and skips(event.get("EventData"), channel)
+    return _quiet(event, system) and skips(event.get("EventData")) or None
+
+
+def skip_unrouted(record: Any, route: RouteTest) -> bool:
+    """Whether `route_record` counts the record without normalising it."""
+    return route_record(record, route) is True
 
 
 def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:

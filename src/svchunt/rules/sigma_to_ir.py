@@ -144,6 +144,15 @@ def _required_event_ids(node: ir.Node) -> set[int] | None:
                 return None
             out |= found
         return out
+    if isinstance(node, ir.And):
+        # `(EventID: 4738 and not filter) or (EventID: 5136 and ...)`: each branch of the Or is an And whose
+        # EventID conjunct is required of the whole branch
+        both: set[int] | None = None
+        for child in node.children:
+            found = _required_event_ids(child)
+            if found is not None:
+                both = found if both is None else both & found
+        return both
     return None
 
 

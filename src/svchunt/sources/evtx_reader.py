@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import evtx
 import orjson
 
-from svchunt.model import UNROUTED, Event, Problem, RouteTest
+from svchunt.model import FLAGS_FIELD, UNROUTED, Event, Problem, RouteTest
 from svchunt.normalise.bounds import INT64_MAX
-from svchunt.normalise.shapes import NotAnEvent, from_nested, skip_unrouted
+from svchunt.normalise.shapes import NotAnEvent, from_nested, route_record
 
 FILE_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -382,10 +382,14 @@ def _read_records(
             number = None
         try:
             data = loads(record["data"])
-            if route is not None and skip_unrouted(data, route):
-                yield UNROUTED  # no rule meets it: normalising it would only cost time
+            verdict = route_record(data, route) if route is not None else None
+            if verdict is True:
+                yield UNROUTED  # no rule can match it: normalising it would only cost time
                 continue
             fields, timestamp, record_id = from_nested(data, parsed=True)
+            if verdict is not None and FLAGS_FIELD not in fields and verdict(fields):  # type: ignore[operator]
+                yield UNROUTED  # nothing to report of it, and no rule can match its fields
+                continue
         except (orjson.JSONDecodeError, NotAnEvent, KeyError, TypeError) as exc:
             yield Problem(source, f"record {number}", f"unusable record: {exc}")
             continue
