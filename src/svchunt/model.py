@@ -76,18 +76,21 @@ KEPT_PREFIX = "kept with changes: "
 
 
 class Unrouted:
-    """What a reader gives, when asked to (a hunt's `route`), for a record it read but did not normalise:
-    no loaded rule can match it (none meets its channel and EventID, or none of the literals its group's
-    rules all need occurs in its raw fields), and normalising it could not have flagged anything
-    (`normalise.shapes.skip_unrouted`). Counted as read; there is one instance, `UNROUTED`."""
+    """What a reader gives, when asked to (a hunt's `route`), for records it read but did not pass on: no
+    loaded rule can match them (none meets their channel and EventID, or none of the needs of their
+    group's rules holds in their fields), and normalising them could not have flagged anything
+    (`normalise.shapes.route_record`). `count` records, counted as read; given once per file or range
+    rather than once per record, as most records of a hunt are such."""
 
-    __slots__ = ()
+    __slots__ = ("count",)
+
+    def __init__(self, count: int = 1):
+        self.count = count
 
     def __repr__(self) -> str:
-        return "UNROUTED"
+        return f"Unrouted({self.count})"
 
 
-UNROUTED = Unrouted()
 
 
 class RecordSkip(Protocol):

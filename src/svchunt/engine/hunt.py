@@ -19,7 +19,7 @@ from svchunt.correlate.incident_keys import event_keys_json
 from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
 from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack, run_directory
-from svchunt.model import UNROUTED, Event, HuntResult, Problem, RunStats, Signal
+from svchunt.model import Event, HuntResult, Problem, RunStats, Signal, Unrouted
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
@@ -147,8 +147,8 @@ def _scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
     for items in readers:
         for item in items:
             if type(item) is not Event:
-                if item is UNROUTED:
-                    result.records += 1
+                if type(item) is Unrouted:
+                    result.records += item.count  # type: ignore[union-attr]
                 else:
                     result.problems.append(item)  # type: ignore[arg-type]
                 continue

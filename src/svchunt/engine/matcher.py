@@ -84,10 +84,11 @@ class Matcher:
         fields that normalising copies unchanged, the records where none of them occurs. None where only
         the normalised event can say (a rule without literals, a literal on a header or derived field).
         """
-        if key in self._filters:
+        try:
             return self._filters[key]
-        found = self._filters[key] = self._record_filter(key)
-        return found
+        except KeyError:
+            found = self._filters[key] = self._record_filter(key)
+            return found
 
     def _record_filter(self, key: RouteKey) -> RecordSkip | None:
         if not self.routed(key):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import evtx
 import orjson
 
-from svchunt.model import FLAGS_FIELD, UNROUTED, Event, Problem, RouteTest
+from svchunt.model import FLAGS_FIELD, Event, Problem, RouteTest, Unrouted
 from svchunt.normalise.bounds import INT64_MAX
 from svchunt.normalise.shapes import NotAnEvent, from_nested, route_record
 
@@ -261,7 +261,7 @@ def read_evtx(path: str, source: str | None = None, route: RouteTest | None = No
     """Events of one EVTX file; `source` names it in events and problems (default: `path`).
 
     A file whose header is damaged (its chunks intact) is read through a copy with a rebuilt header.
-    With `route`, a record that no rule meets and that normalises quietly comes out as `UNROUTED`.
+    With `route`, the records no rule can match and that normalise quietly are counted in an `Unrouted`.
     """
     source = source or path
     try:
@@ -349,6 +349,7 @@ def _read_records(
     errors: list[tuple[int | None, str]] = []  # (last good record number before the error, message)
     last_number: int | None = None
     failures = 0
+    unrouted = 0  # records counted, not passed on: given as one Unrouted at the end
     loads = orjson.loads
     while True:
         try:
@@ -384,11 +385,11 @@ def _read_records(
             data = loads(record["data"])
             verdict = route_record(data, route) if route is not None else None
             if verdict is True:
-                yield UNROUTED  # no rule can match it: normalising it would only cost time
+                unrouted += 1  # no rule can match it: normalising it would only cost time
                 continue
             fields, timestamp, record_id = from_nested(data, parsed=True)
             if verdict is not None and FLAGS_FIELD not in fields and verdict(fields):  # type: ignore[operator]
-                yield UNROUTED  # nothing to report of it, and no rule can match its fields
+                unrouted += 1  # nothing to report of it, and no rule can match its fields
                 continue
         except (orjson.JSONDecodeError, NotAnEvent, KeyError, TypeError) as exc:
             yield Problem(source, f"record {number}", f"unusable record: {exc}")
@@ -397,6 +398,8 @@ def _read_records(
             yield Problem(source, f"record {number}", f"record could not be normalised: {type(exc).__name__}: {exc}")
             continue
         yield Event(fields, timestamp, source, record_id, None, number)
+    if unrouted:
+        yield Unrouted(unrouted)
     yield from _missing(source, spans, low, seen, *_sort_errors(spans, errors, chunk_offset))
     for gap in gaps:
         for number in range(gap.first, gap.last + 1):

@@ -39,8 +39,8 @@ def read_events(path: str, route: RouteTest | None = None) -> Iterator[Item]:
     whose values had to be changed to fit the bounds (normalise/bounds.py) is followed by a `kept`
     Problem saying what changed: a flagged record, not a skipped one.
 
-    `route` (a hunt's): an EVTX record that no rule meets, and that normalises without a flag, comes out
-    as `UNROUTED` (read and counted, not normalised).
+    `route` (a hunt's): the EVTX records no rule can match, and that normalise without a flag, come out
+    counted in an `Unrouted` (read, not passed on).
     """
     return with_flag_reports(_read_events(path, route))
 
