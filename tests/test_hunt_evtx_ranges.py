@@ -115,12 +115,17 @@ def test_an_evtx_file_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
     path = _multi_chunk()[0]
     opened: list[str] = []
     magic_reads: list[int] = []
-    real_open, real_pread = builtins.open, os.pread
+    real_open, real_os_open, real_pread = builtins.open, os.open, os.pread
 
     def counting_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
         if str(file) == str(path):
             opened.append(str(file))
         return real_open(file, *args, **kwargs)
+
+    def counting_os_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file) == str(path):
+            opened.append(str(file))
+        return real_os_open(file, *args, **kwargs)
 
     def counting_pread(fd: int, n: int, offset: int) -> bytes:
         if offset == 0 and n == 8:
@@ -128,6 +133,7 @@ def test_an_evtx_file_is_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_pread(fd, n, offset)
 
     monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(os, "open", counting_os_open)
     monkeypatch.setattr(os, "pread", counting_pread)
     events = [x for x in read_events(str(path)) if type(x) is Event]
     assert events

@@ -278,17 +278,19 @@ def read_open_evtx(
     source: str,
     route: RouteTest | None = None,
     magic: bytes | None = None,
+    size: int | None = None,
 ) -> Iterator[Event | Problem]:
     """`read_evtx` of a file already open (`handle`, closed here once the chunk headers are read): the
-    input reader has opened it to tell its format, and need not open it again. `magic`: the file's first
-    bytes, when the caller has read them already."""
+    input reader has opened it to tell its format, and need not open it again. `magic` and `size`: the
+    file's first bytes and its size, when the caller has them already."""
     try:
         with handle:  # one open for the magic, the size and the chunk headers
             fd = handle.fileno()
             if magic is None:
                 magic = os.pread(fd, len(FILE_MAGIC), 0)
             magic = magic[: len(FILE_MAGIC)]
-            size = os.fstat(fd).st_size
+            if size is None:
+                size = os.fstat(fd).st_size
             spans, next_record = _layout(handle, size) if magic == FILE_MAGIC else ([], None)
         if magic != FILE_MAGIC:
             yield from _read_rebuilt(path, source, "file header magic missing", route=route)
@@ -296,15 +298,29 @@ def read_open_evtx(
     except OSError as exc:
         yield Problem(source, "file", f"{_UNREADABLE}: {exc}")
         return
+    if not _padding(size):  # the usual file, whole chunks: read as it is, without a context to enter
+        yield from _records_or_rebuilt(path, path, source, spans, next_record, route)
+        return
     with _padded(path, size) as target:
-        items = _read_records(target, source, spans, next_record, route=route)
-        first = next(items, None)
-        if type(first) is Problem and first.position == "file" and first.reason.startswith(_UNREADABLE):
-            yield from _read_rebuilt(path, source, first.reason, fallback=first, route=route)  # the parser refused the header
-            return
-        if first is not None:
-            yield first
-        yield from items
+        yield from _records_or_rebuilt(target, path, source, spans, next_record, route)
+
+
+def _records_or_rebuilt(
+    target: object,
+    path: str,
+    source: str,
+    spans: list[ChunkSpan],
+    next_record: int | None,
+    route: RouteTest | None,
+) -> Iterator[Event | Problem]:
+    items = _read_records(target, source, spans, next_record, route=route)  # type: ignore[arg-type]
+    first = next(items, None)
+    if type(first) is Problem and first.position == "file" and first.reason.startswith(_UNREADABLE):
+        yield from _read_rebuilt(path, source, first.reason, fallback=first, route=route)  # the parser refused the header
+        return
+    if first is not None:
+        yield first
+    yield from items
 
 
 def _read_rebuilt(

@@ -56,27 +56,34 @@ def with_flag_reports(items: Iterator[Item]) -> Iterator[Item]:
 
 def _read_events(path: str, route: RouteTest | None = None) -> Iterator[Item]:
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            yield Problem(path, "file", "not a regular file: skipped")
-            return
-        handle = open(path, "rb", buffering=_OPEN_BUFFER)  # noqa: SIM115 - closed below
+        # Opened before it is looked at (one path lookup, not two), without blocking: a FIFO or a device
+        # given by name is then refused by its fstat, never waited on.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         yield Problem(path, "file", f"cannot read: {exc.strerror or exc}")
         return
-    with handle:
-        try:
-            # Not `peek`: that fills the whole read buffer (a big read), and an EVTX file is then read again
-            # by the parser.
-            head = os.pread(handle.fileno(), 8, 0)
-        except OSError as exc:
-            yield Problem(path, "file", f"cannot read: {exc.strerror or exc}")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            yield Problem(path, "file", "not a regular file: skipped")
             return
+        # Not `peek`: that fills the whole read buffer (a big read), and an EVTX file is then read again
+        # by the parser.
+        head = os.pread(fd, 8, 0)
+    except OSError as exc:
+        os.close(fd)
+        yield Problem(path, "file", f"cannot read: {exc.strerror or exc}")
+        return
+    if head.startswith(FILE_MAGIC):  # the usual input: unbuffered, as its chunks are read with pread
+        yield from read_open_evtx(open(fd, "rb", buffering=0), path, path, route, magic=head, size=info.st_size)
+        return
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)  # read through from here on: as any other open file
+    handle = open(fd, "rb", buffering=_OPEN_BUFFER)  # noqa: SIM115 - closed below
+    with handle:
         if not head:
             yield Problem(path, "file", "empty file")
-            return
-        if head.startswith(FILE_MAGIC):
-            yield from read_open_evtx(handle, path, path, route, magic=head)
         elif head.startswith(PARQUET_MAGIC):  # a file of a `svchunt convert` dataset
             handle.close()
             yield from read_parquet(path)
