@@ -12,7 +12,8 @@ same rules), so start-up is measured apart. Peak RSS of each hunt run (parent + 
 from the kernel (getrusage of children), for the 5× and 10× corpus, to show it does not grow.
 
 The machine is shared and noisy: each configuration is measured as R alternating pairs (parse floor,
-hunt) and the median of the per-pair ratios is reported, with the spread.
+hunt), each hunt against the mean of the floor measured just before and just after it, and the median
+of the per-pair ratios is reported, with the spread.
 
 Usage: python bench/hunt_bench.py [--repeat 10] [--pairs 3] [--shared ../shared/data] [--workers N] [--configs bcd]
 """
@@ -136,16 +137,21 @@ def main() -> None:
             # The first run compiles the rules (start-up uncached); later ones hit the cache.
             cold, _, _ = run_hunt([str(small)], rule_args, args.workers, cache)
             ratios, rates, warms = [], [], []
+            _, floor_wall = parse_floor(files)
             for _ in range(args.pairs):
-                _, floor_wall = parse_floor(files)
+                floor_before = floor_wall
                 warm, _, _ = run_hunt([str(small)], rule_args, args.workers, cache)
                 wall, rss, info = run_hunt([str(corpus)], rule_args, args.workers, cache)
+                # the floor measured on both sides of the hunt (the next pair's "before" is this "after"):
+                # this shared machine drifts, and a ratio against one side only picks up the drift
+                _, floor_wall = parse_floor(files)
+                floor_mean = (floor_before + floor_wall) / 2
                 if info["records_read"] != n:
                     raise SystemExit(f"hunt read {info['records_read']} records, the parse floor {n}: not comparable")
                 steady = n / max(wall - warm, 1e-9)
                 rates.append(steady)
                 warms.append(warm)
-                ratios.append(steady / (n / floor_wall))
+                ratios.append(steady / (n / floor_mean))
             _, rss_half, _ = run_hunt([str(half)], rule_args, args.workers, cache)
             print(
                 f"{label}: {statistics.median(rates):,.0f} records/s steady state = "

@@ -61,19 +61,28 @@ def test_add_derived_writes_only_the_declared_fields_over_the_samples(monkeypatc
     changed: dict[int, set[str]] = {}
     original = derived.add_derived
 
+    gated: dict[int, int] = {}
+
     def watched(fields: dict[str, Any]) -> None:
         before = dict(fields)
         original(fields)
         diff = {k for k, v in fields.items() if k not in before or before[k] is not v}
+        event_id = fields.get("EventID")
         if diff:
-            changed.setdefault(fields.get("EventID"), set()).update(diff)  # type: ignore[arg-type]
+            changed.setdefault(event_id, set()).update(diff)  # type: ignore[arg-type]
         assert not set(before) - set(fields), "a handler removed a field"
+        gate = derived.GATES.get(event_id)  # type: ignore[arg-type]
+        if gate is not None:  # what the gate allows from the fields before derivation holds what was written
+            allowed = gate(before)
+            assert {k.lower() for k in diff} <= allowed, (event_id, diff, allowed)
+            gated[len(allowed)] = gated.get(len(allowed), 0) + 1
 
     monkeypatch.setattr(shapes, "add_derived", watched)
     for path in [*_sample_files(), *map(str, sorted((REPO / "examples").rglob("*.json*")))]:
         for _ in read_events(path):
             pass
     assert len(changed) >= 6, f"the samples exercise several handlers: {sorted(changed)}"
+    assert len(gated) == 2, f"the samples hold both answers of the process gate: {gated}"
     for event_id, names in changed.items():
         assert names <= derived.written_fields(event_id), (event_id, names - derived.written_fields(event_id))
 
@@ -235,11 +244,16 @@ def test_needs_on_derived_fields_are_tested_on_the_normalised_fields(tmp_path: P
         "stock binary": (13, {"TargetObject": image_path, "Details": "c:\\windows\\system32\\svchost.exe"}, (True, False)),
         "not ImagePath": (13, {"TargetObject": image_path + "x", "Details": "c:\\evil.exe"}, (True, False)),
         "sc create": (1, {"Image": "C:\\Windows\\System32\\sc.exe", "CommandLine": "sc create x binPath= c:\\evil.exe"}, (False, True)),
-        "sc query": (1, {"Image": "C:\\Windows\\System32\\sc.exe", "CommandLine": "sc query x"}, (True, False)),
+        "sc query": (1, {"Image": "C:\\Windows\\System32\\sc.exe", "CommandLine": "sc query x"}, (False, False)),  # a tool: full path
         "other program": (1, {"Image": "C:\\Windows\\notepad.exe", "CommandLine": "notepad sc create x binPath= y"}, (True, False)),
     }  # fmt: skip
     for name, (event_id, data, want) in cases.items():
         assert _skipped_and_matched(m, _record(event_id, data)) == want, name
+    # the process gate: a service tool's record goes to the full path, any other is judged raw
+    filt = m.record_filter(("microsoft-windows-sysmon/operational", 1))
+    assert filt is not None and not filt.normalised
+    assert not filt({"Image": "C:\\Windows\\System32\\sc.exe", "CommandLine": "sc query x"})
+    assert filt({"Image": "C:\\Windows\\notepad.exe", "CommandLine": "notepad sc create x binPath= y"})
     # the presence alternative also narrows the batch: the rule runs on the rows that have the field
     plan = m.plan(("microsoft-windows-sysmon/operational", 1))
     assert not plan.unfiltered and plan.prefilter is not None and "ServiceCommandBinPath" in plan.prefilter.presence

@@ -9,7 +9,7 @@ from svchunt.engine.batch import ColumnBatch
 from svchunt.engine.prefilter import SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
 from svchunt.engine.pyeval import Select, compile_condition
 from svchunt.model import Event, RecordSkip, RuleInfo, Signal
-from svchunt.normalise.derived import written_fields
+from svchunt.normalise.derived import GATES, written_fields
 from svchunt.rules.loader import LoadedRule
 
 RouteKey = tuple[str | None, int | None]
@@ -98,9 +98,12 @@ class Matcher:
         if plan.unfiltered or prefilter is None:
             return None
         names = {name.lower() for name in prefilter.fields}
-        # a need on a header or derived field: only the normalised fields can say
-        normalised = bool(names & _NOT_RAW or names & {name.lower() for name in written_fields(key[1])})
-        return RawPrefilter(prefilter.automata, prefilter.presence, normalised)
+        derived = names & {name.lower() for name in written_fields(key[1])}
+        gate = GATES.get(key[1]) if derived and key[1] is not None else None
+        if names & _NOT_RAW or (derived and gate is None):
+            # a need on a header or derived field: only the normalised fields can say
+            return RawPrefilter(prefilter.automata, prefilter.presence, normalised=True)
+        return RawPrefilter(prefilter.automata, prefilter.presence, gate=gate, gated=frozenset(derived))
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""

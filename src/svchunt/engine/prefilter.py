@@ -10,7 +10,7 @@ prefilter can make a rule cheaper, never change its answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,19 +188,22 @@ class RawPrefilter:
     of the plan can match it. Only for plans whose rules all have a need (see `Matcher.record_filter`).
 
     `normalised` False: asked with the raw EventData, which holds every needed field as the normalised
-    event does; True: asked with the normalised fields (needs on derived or header fields, or keywords).
+    event does (or, with a `gate`, every needed field that derivation will not write on it); True: asked
+    with the normalised fields (needs on derived or header fields, or keywords).
 
     Field names are compared as the batch does, ignoring case; where a record spells one several ways,
     every spelling is scanned (a hit in any sends the record to the full path, which then decides).
     """
 
-    __slots__ = ("_by_name", "_layouts", "_memos", "_keywords", "normalised")
+    __slots__ = ("_by_name", "_layouts", "_memos", "_keywords", "_gate", "_gated", "normalised")
 
     def __init__(
         self,
         automata: dict[str, ahocorasick.Automaton],
         presence: Iterable[str] = (),
         normalised: bool = False,
+        gate: Callable[[dict[str, Any]], frozenset[str]] | None = None,
+        gated: frozenset[str] = frozenset(),
     ):
         by_name: dict[str, list[ahocorasick.Automaton]] = {}
         for name, automaton in automata.items():
@@ -214,10 +217,16 @@ class RawPrefilter:
         self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]] = {}
         self._keywords = automata.get(KEYWORDS)
         self.normalised = normalised or self._keywords is not None
+        # raw test of a plan that needs derived fields (`gated`, lower-cased): `gate` says from the raw
+        # fields which of them derivation may write (`normalise.derived.GATES`); if one, only the full path
+        self._gate = gate
+        self._gated = gated
 
     def __call__(self, data: dict[str, Any] | None) -> bool:
         if data is None:
             return True  # header fields only, and no plan field is one of them
+        if self._gate is not None and not self._gated.isdisjoint(self._gate(data)):
+            return False
         keys = tuple(data)
         layout = self._layouts.get(keys)
         if layout is None:

@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
+from svchunt.normalise.command_line import process_tool
 from svchunt.normalise.image_path import normalise_image_path
 from svchunt.normalise.service_fields import (
     SERVICE_FIELDS,
@@ -219,6 +221,31 @@ WRITES: dict[int, frozenset[str]] = {
 def written_fields(event_id: int | None) -> frozenset[str]:
     """The fields `add_derived` may write on an event of this EventID (of any channel)."""
     return WRITES.get(event_id, frozenset()) if event_id is not None else frozenset()
+
+
+_USER_ONLY = frozenset({"useraccount"})
+_PROCESS_WRITES = frozenset(name.lower() for name in WRITES[1])
+
+
+def _process_gate(fields: dict[str, Any]) -> frozenset[str]:
+    # `_sysmon_1`'s writes: UserAccount, and the ServiceCommand* fields only for a service tool, as
+    # `add_process_fields` decides it
+    command = fields.get("CommandLine")
+    if command.__class__ is str and command:
+        image = fields.get("Image")
+        original = fields.get("OriginalFileName")
+        tool = process_tool(
+            image if image.__class__ is str else None, original if original.__class__ is str else None, command
+        )
+        if tool is not None:
+            return _PROCESS_WRITES
+    return _USER_ONLY
+
+
+# For some EventIDs, a cheap answer from an event's fields before derivation (its EventData): which of the
+# fields in WRITES (lower-cased) the handler may write on it. A Sysmon process creation of anything but a
+# service tool gets no ServiceCommand* field, and a record of it can be judged on its raw fields.
+GATES: dict[int, Callable[[dict[str, Any]], frozenset[str]]] = {1: _process_gate}
 
 
 def add_derived(fields: dict[str, Any]) -> None:
