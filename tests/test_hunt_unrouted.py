@@ -1,7 +1,10 @@
-"""Records that no loaded rule meets are counted, not normalised (engine/hunt.py `route`): the same answers.
+"""Records that no loaded rule can match are counted, not normalised or batched (engine/hunt.py `route`):
+the same answers.
 
-A hunt asks the EVTX reader to skip normalising a record whose (channel, EventID) no rule meets, but only
-when `normalise.shapes.skip_unrouted` says normalising it could not have flagged anything or failed.
+A hunt asks the EVTX reader to skip normalising a record whose (channel, EventID) no rule meets (or whose
+raw fields hold none of its group's needs: tests/test_raw_prefilter.py), but only when
+`normalise.shapes.route_record` says normalising it could not have flagged anything or failed; an event of
+any other shape is tested once normalised, and counted without being batched when it has no flag.
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ def test_a_hunt_gives_the_same_answer_with_and_without_skipping(
     damaged[4096 + 2000 : 4096 + 2400] = b"\xee" * 400  # inside chunk 0's records
     (tmp_path / "damaged.evtx").write_bytes(bytes(damaged))
     shutil.copy(samples / "Lateral Movement" / "LM_Remote_Service02_7045.evtx", tmp_path / "good.evtx")
-    paths = [str(samples), str(EXAMPLES), str(tmp_path)]
+    # JSON lines too (the examples, the zipped lab recordings): their events are tested once normalised
+    paths = [str(samples), str(EXAMPLES), str(shared("otrf")), str(tmp_path)]
     skipping = _hunt(paths, monkeypatch, True, workers)
     full = _hunt(paths, monkeypatch, False, workers)
     assert len(full.alerts) > 50 and full.problems
@@ -162,3 +166,23 @@ def test_a_time_window_counts_the_records_outside_it_whatever_their_routing(monk
     assert skipping.notes == full.notes
     assert [a.to_dict() for a in skipping.alerts] == [a.to_dict() for a in full.alerts]
     assert skipping.stats.records_read == full.stats.records_read
+
+
+def test_json_events_no_rule_can_match_are_counted_not_batched(monkeypatch: pytest.MonkeyPatch) -> None:
+    from svchunt.engine import hunt
+
+    batched: list[int] = []
+    real = Matcher.match_indexed
+
+    def counting(self: Matcher, events: list[Event]) -> list:
+        batched.append(len(events))
+        return real(self, events)
+
+    monkeypatch.setattr(Matcher, "match_indexed", counting)
+    result = run_hunt(HuntOptions(paths=[str(EXAMPLES)], workers=1))
+    assert result.alerts and result.stats.records_read > 0
+    assert 0 < sum(batched) < result.stats.records_read, "some events are not batched, and the rest are"
+    monkeypatch.setattr(hunt, "_unmatchable", lambda event, route: False)
+    again = run_hunt(HuntOptions(paths=[str(EXAMPLES)], workers=1))
+    assert [a.to_dict() for a in again.alerts] == [a.to_dict() for a in result.alerts]
+    assert again.stats.records_read == result.stats.records_read

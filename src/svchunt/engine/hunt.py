@@ -19,7 +19,7 @@ from svchunt.correlate.incident_keys import event_keys_json
 from svchunt.engine.detector import Detector
 from svchunt.engine.matcher import Matcher
 from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack, run_directory
-from svchunt.model import Event, HuntResult, Problem, RunStats, Signal, Unrouted
+from svchunt.model import FLAGS_FIELD, Event, HuntResult, Problem, RouteTest, RunStats, Signal, Unrouted
 from svchunt.rules.allowlists import load_allowlists
 from svchunt.rules.loader import RuleSet, load_rules
 from svchunt.sources import iter_inputs, read_events
@@ -158,6 +158,8 @@ def _scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
                 if ts is None or (since and ts < since) or (until and ts > until):
                     result.outside_window += 1
                     continue
+            elif _unmatchable(item, route):  # type: ignore[arg-type]
+                continue
             batch.append(item)
             if len(batch) >= BATCH_SIZE:
                 result.add_matches(matcher.match_indexed(batch), writer)
@@ -166,6 +168,20 @@ def _scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
         result.add_matches(matcher.match_indexed(batch), writer)
     result.fields_path = writer.close()
     return result
+
+
+def _unmatchable(event: Event, route: RouteTest) -> bool:
+    """An event that no rule can match and that has nothing to report (no flag): counted, not batched. The
+    EVTX reader asks before normalising where it can (`normalise.shapes.route_record`); this is the same
+    test for every other shape (JSON lines, archives), on the normalised fields, which hold every field a
+    raw test reads with the same value, and every field a normalised one needs."""
+    fields = event.fields
+    if FLAGS_FIELD in fields:
+        return False
+    channel = fields.get("Channel")
+    eid = fields.get("EventID")
+    skips = route((channel.lower() if type(channel) is str else None, eid if type(eid) is int else None))
+    return skips is not None and skips(fields)
 
 
 def chunk_files(files: list[str] | dict[str, int]) -> list[list[str]]:
