@@ -158,8 +158,8 @@ def _scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
                 if ts is None or (since and ts < since) or (until and ts > until):
                     result.outside_window += 1
                     continue
-            elif _unmatchable(item, route):  # type: ignore[arg-type]
-                continue
+            elif item.header_record_id is None and _unmatchable(item, route):  # type: ignore[arg-type]
+                continue  # (an EVTX record has been asked already, by its reader)
             batch.append(item)
             if len(batch) >= BATCH_SIZE:
                 result.add_matches(matcher.match_indexed(batch), writer)

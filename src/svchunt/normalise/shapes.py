@@ -268,7 +268,8 @@ def _usual_time(stamp: Any) -> bool:
 
 def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
     """How a hunt reads an EVTX parser record: True, count it without normalising it; None, normalise it;
-    a `RecordSkip`, normalise it and then ask that whether its fields can match (`normalised` tests).
+    a `RecordSkip`, normalise it and then ask that whether its fields can match (a `normalised` test, or a
+    raw one of a record that normalising could flag or rewrite).
 
     True only when `route` gives, for its (lower-cased Channel, EventID), a test of the raw EventData that
     says no rule can match, and `from_nested(record, parsed=True)` would normalise it without a flag or a
@@ -294,10 +295,12 @@ def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
         return None
     if skips is None:
         return None
-    if skips.normalised:
+    if skips.normalised or not _quiet(event, system):
+        # normalised first: a raw test holds for the normalised fields too, which carry every field it
+        # reads with the same value (and the reader asks only once nothing is flagged)
         return skips
     # the raw test reads EventData only once `_quiet` has found it flat: as normalising would copy it
-    return _quiet(event, system) and skips(event.get("EventData")) or None
+    return True if skips(event.get("EventData")) else None
 
 
 def skip_unrouted(record: Any, route: RouteTest) -> bool:
