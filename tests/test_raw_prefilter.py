@@ -1,9 +1,11 @@
-"""A record whose group's rules all need a literal that its raw fields lack is counted, not normalised
-(engine/matcher.py `record_filter`, engine/prefilter.py `RawPrefilter`): it could not have matched.
+"""A record whose group's rules all have needs (a literal in a field, a field's presence, a keyword), none of
+which holds in it, is counted, not normalised or batched (engine/matcher.py `record_filter`,
+engine/prefilter.py `RawPrefilter`): it could not have matched.
 
-The raw test stands in for the prefilter only on fields that normalising copies unchanged, so it depends on
-knowing which fields `add_derived` writes (normalise/derived.py `WRITES`): the declarations are held to the
-handlers here, over the real samples.
+The test reads the raw record only for fields that normalising copies unchanged (else the normalised
+fields), so it depends on knowing which fields `add_derived` writes (normalise/derived.py `WRITES`, and the
+`GATES` that tell it from the raw fields): the declarations are held to the handlers here, over the real
+samples, and every record the test skips is matched to show that no rule would have fired.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import evtx
 import orjson
 import pytest
-from conftest import REPO, shared
+from conftest import REPO, SHARED_DATA, shared
 
 from svchunt.engine.hunt import HuntOptions, load_ruleset
 from svchunt.engine.matcher import Matcher
@@ -28,7 +30,7 @@ from svchunt.normalise.shapes import from_nested, route_record
 from svchunt.rules.loader import load_rules
 from svchunt.sources import read_events
 
-SIGMA_WINDOWS = shared("sigma") / "rules" / "windows"
+SIGMA_WINDOWS = SHARED_DATA / "sigma" / "rules" / "windows"
 
 
 def _sample_files() -> list[str]:
