@@ -9,6 +9,7 @@ import pytest
 
 from svchunt.engine.matcher import Matcher
 from svchunt.model import Event
+from svchunt.normalise.derived import WRITES
 from svchunt.rules import ir
 from svchunt.rules.loader import load_rules
 from svchunt.sources import read_events
@@ -141,3 +142,19 @@ def test_each_branch_of_an_or_routes_by_its_own_event_id(tmp_path):
     for i, e in enumerate(events):
         e.record_id = i
     assert _titles(m, events) == [("branches", 0), ("branches", 1), ("open", 0)]
+
+
+def test_endless_channels_and_event_ids_make_few_plans(tmp_path):
+    m = _matcher(tmp_path, {
+        "anywhere": ("{product: windows}", "    keywords: ['mimikatz']\n    condition: keywords\n"),
+        "svc": ("{product: windows, service: system}", "    sel: {EventID: 7045, ServiceName: PSEXESVC}\n    condition: sel\n"),
+    })  # fmt: skip
+    events = [_event(f"Channel-{i}", i % 70000, Data="mimikatz" if i == 777 else "x") for i in range(5000)]
+    for i, e in enumerate(events):
+        e.record_id = i
+    events.append(_event("System", 7045, ServiceName="psexesvc"))
+    assert _titles(m, events) == [("anywhere", 777), ("svc", 7045)]
+    # the keys the table names, the EventIDs derivation handles, and None for the rest
+    assert len(m._plans) <= 4 + len(WRITES), sorted(m._plans, key=str)
+    for i in range(5000):
+        assert m.record_filter((f"channel-{i}", 20000 + i)) is m.record_filter(("other", 12345))

@@ -259,3 +259,19 @@ def test_needs_on_derived_fields_are_tested_on_the_normalised_fields(tmp_path: P
     # the presence alternative also narrows the batch: the rule runs on the rows that have the field
     plan = m.plan(("microsoft-windows-sysmon/operational", 1))
     assert not plan.unfiltered and plan.prefilter is not None and "ServiceCommandBinPath" in plan.prefilter.presence
+
+
+def test_what_the_raw_test_remembers_is_bounded(tmp_path: Path) -> None:
+    from svchunt.engine import prefilter
+
+    m = _matcher(tmp_path, {"evil_image": (NETWORK, "    sel: {Image|endswith: '\\\\evil.exe'}\n    condition: sel\n")})
+    test = m.record_filter(("microsoft-windows-sysmon/operational", 3))
+    assert isinstance(test, prefilter.RawPrefilter)
+    for i in range(3 * prefilter.MAX_MEMO):  # endless distinct values, some too long to remember
+        assert test({"Image": f"C:\\apps\\{i}.exe" + ("x" * 300 if i % 2 else "")})
+    for i in range(2 * prefilter.MAX_LAYOUTS):  # endless distinct key lists
+        assert test({"Image": "C:\\a.exe", f"Extra{i}": 1})
+    assert sum(len(memo) for memo in test._memos.values()) <= prefilter.MAX_MEMO
+    assert len(test._layouts) <= prefilter.MAX_LAYOUTS
+    assert not test({"Image": "C:\\Temp\\evil.exe"}), "still answers after forgetting"
+    assert not test({"Image": "C:\\Temp\\evil.exe" + "\\" * 1000 + "evil.exe"})

@@ -9,7 +9,7 @@ from svchunt.engine.batch import ColumnBatch
 from svchunt.engine.prefilter import SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
 from svchunt.engine.pyeval import Select, compile_condition
 from svchunt.model import Event, RecordSkip, RuleInfo, Signal
-from svchunt.normalise.derived import GATES, written_fields
+from svchunt.normalise.derived import GATES, WRITES, written_fields
 from svchunt.rules.loader import LoadedRule
 
 RouteKey = tuple[str | None, int | None]
@@ -17,6 +17,7 @@ RouteKey = tuple[str | None, int | None]
 # Fields a normalised event gets from the record's System part (normalise.shapes._finish), whatever its
 # EventData holds: a raw record's EventData cannot stand in for them.
 _NOT_RAW = frozenset({"eventid", "channel", "provider_name", "computer", "eventrecordid"})
+MAX_KEYS = 65536  # (channel, EventID) answers remembered per key
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,15 @@ class Matcher:
                 channel = route.channel.lower() if route.channel else None
                 for eid in route.event_ids if route.event_ids is not None else (None,):
                     self._table.setdefault((channel, eid), []).append(i)
+        # Keys the table names: any other channel or EventID meets the same rules as None does. Plans and
+        # record tests are made per canonical key (`_canonical`), so that an input with endless distinct
+        # channels or EventIDs cannot make endless plans; the per-key caches are bounded (MAX_KEYS).
+        self._channels = {channel for channel, _ in self._table if channel is not None}
+        self._event_ids = {eid for _, eid in self._table if eid is not None}
         self._plans: dict[RouteKey, Plan] = {}
         self._routed: dict[RouteKey, bool] = {}
         self._filters: dict[RouteKey, RecordSkip | None] = {}
+        self._canonical_filters: dict[RouteKey, RecordSkip | None] = {}
         self._needs: list[Need | None | bool] = [False] * len(self.rules)  # False: not computed yet
 
     def need(self, i: int) -> Need | None:
@@ -71,10 +78,22 @@ class Matcher:
             select = self._selects[i] = compile_condition(self.rules[i].compiled.condition)
         return select
 
+    def _canonical(self, key: RouteKey) -> RouteKey:
+        """The key that meets the same rules and has the same derived fields: a channel no rule names is
+        None, and so is an EventID that no rule names and that derivation does not handle."""
+        channel, eid = key
+        if channel is not None and channel not in self._channels:
+            channel = None
+        if eid is not None and eid not in self._event_ids and eid not in WRITES:
+            eid = None
+        return (channel, eid)
+
     def routed(self, key: RouteKey) -> bool:
         """Whether any rule meets events of this (lower-cased channel, EventID): the routing of `plan`."""
         found = self._routed.get(key)
         if found is None:
+            if len(self._routed) >= MAX_KEYS:
+                self._routed.clear()
             found = self._routed[key] = any(k in self._table for k in _table_keys(key))
         return found
 
@@ -87,8 +106,16 @@ class Matcher:
         try:
             return self._filters[key]
         except KeyError:
-            found = self._filters[key] = self._record_filter(key)
-            return found
+            pass
+        canonical = self._canonical(key)
+        try:
+            found = self._canonical_filters[canonical]
+        except KeyError:
+            found = self._canonical_filters[canonical] = self._record_filter(canonical)
+        if len(self._filters) >= MAX_KEYS:
+            self._filters.clear()
+        self._filters[key] = found
+        return found
 
     def _record_filter(self, key: RouteKey) -> RecordSkip | None:
         if not self.routed(key):
@@ -108,6 +135,9 @@ class Matcher:
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""
         plan = self._plans.get(key)
+        if plan is None:
+            key = self._canonical(key)
+            plan = self._plans.get(key)
         if plan is None:
             found: set[int] = set()
             for k in _table_keys(key):

@@ -178,8 +178,13 @@ class Prefilter:
         return sorted(found)
 
 
-MAX_LAYOUTS = 4096  # distinct EventData key lists remembered per group (bounded against hostile input)
-MAX_MEMO = 65536  # distinct raw values remembered per field
+# What a RawPrefilter remembers, bounded against hostile input (endless distinct values or key lists): the
+# answer for values up to MEMO_TEXT characters, MAX_MEMO of them in all its fields (then it starts over, at
+# most ~1 MiB of text), and the field layout of up to MAX_LAYOUTS key lists of up to LAYOUT_KEYS keys.
+MEMO_TEXT = 256
+MAX_MEMO = 4096
+MAX_LAYOUTS = 1024
+LAYOUT_KEYS = 128
 
 
 class RawPrefilter:
@@ -195,7 +200,7 @@ class RawPrefilter:
     every spelling is scanned (a hit in any sends the record to the full path, which then decides).
     """
 
-    __slots__ = ("_by_name", "_layouts", "_memos", "_keywords", "_gate", "_gated", "normalised")
+    __slots__ = ("_by_name", "_layouts", "_memos", "_remembered", "_keywords", "_gate", "_gated", "normalised")
 
     def __init__(
         self,
@@ -214,6 +219,7 @@ class RawPrefilter:
             name: (tuple(by_name.get(name, ())), name in present_names) for name in set(by_name) | present_names
         }
         self._memos: dict[str, dict[str, bool]] = {name: {} for name in self._by_name}
+        self._remembered = 0
         self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]] = {}
         self._keywords = automata.get(KEYWORDS)
         self.normalised = normalised or self._keywords is not None
@@ -239,9 +245,8 @@ class RawPrefilter:
                 found = memo.get(value)
                 if found is None:
                     found = (presence and value != "") or _occurs(value.lower(), automata)
-                    if len(memo) >= MAX_MEMO:
-                        memo.clear()
-                    memo[value] = found
+                    if len(value) <= MEMO_TEXT:
+                        self._remember(memo, value, found)
             elif presence and present(value):
                 found = True
             else:  # numbers are not remembered: 1, 1.0 and True are one dict key but three texts
@@ -257,14 +262,23 @@ class RawPrefilter:
         keywords = self._keywords
         return keywords is None or next(keywords.iter(keyword_text(data).lower()), None) is None
 
+    def _remember(self, memo: dict[str, bool], value: str, found: bool) -> None:
+        if self._remembered >= MAX_MEMO:
+            for each in self._memos.values():
+                each.clear()
+            self._remembered = 0
+        memo[value] = found
+        self._remembered += 1
+
     def _layout(
         self, keys: tuple[str, ...]
     ) -> tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]:
         by_name, memos = self._by_name, self._memos
         layout = tuple((key, *by_name[low], memos[low]) for key in keys if (low := key.lower()) in by_name)
-        if len(self._layouts) >= MAX_LAYOUTS:
-            self._layouts.clear()
-        self._layouts[keys] = layout
+        if len(keys) <= LAYOUT_KEYS:
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[keys] = layout
         return layout
 
 
