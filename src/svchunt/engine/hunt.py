@@ -116,12 +116,12 @@ def scan_chunk(paths: list[str] | ByteRange | ChunkRange) -> ChunkResult:
     """Read and match a chunk of whole files, or one range of a big JSON-lines or EVTX file."""
     # Records are trees of dicts and lists without cycles, made by the thousand: the cyclic collector would
     # only walk each batch again and again. Paused for one chunk (bounded input), it collects at the end.
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         return _scan_chunk(paths)
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
