@@ -3,33 +3,14 @@ and a hostile field against a regex: each as an executable check on the real eng
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import rules_matcher
 
 from svchunt.engine.matcher import Matcher
 from svchunt.model import Event
 from svchunt.normalise.derived import WRITES
 from svchunt.rules import ir
-from svchunt.rules.loader import load_rules
 from svchunt.sources import read_events
-
-HEADER = """title: {title}
-id: 0b7e6a52-5a6c-4d7e-8f90-{suffix}
-status: test
-logsource: {logsource}
-level: medium
-detection:
-"""
-
-
-def _matcher(tmp_path: Path, rules: dict[str, tuple[str, str]]) -> Matcher:
-    for i, (name, (logsource, detection)) in enumerate(rules.items()):
-        text = HEADER.format(title=name, suffix=f"{i:012d}", logsource=logsource) + detection
-        (tmp_path / f"{name}.yml").write_text(text)
-    ruleset = load_rules([str(tmp_path)], use_cache=False)
-    assert not ruleset.refused, ruleset.refused
-    return Matcher(ruleset.rules)
 
 
 def _event(channel: str, eid: int, **fields) -> Event:
@@ -44,7 +25,7 @@ SYSMON1 = "{product: windows, category: process_creation}"
 
 
 def test_field_missing_from_the_whole_batch_is_null_not_an_error(tmp_path):
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "orig": (SYSMON1, "    sel: {OriginalFileName: psexec.c}\n    condition: sel\n"),
         "not_orig": (SYSMON1, "    sel: {Image|endswith: '\\\\cmd.exe'}\n    f: {OriginalFileName: x}\n    condition: sel and not f\n"),
     })
@@ -64,14 +45,14 @@ def test_bare_text_event_data_is_the_data_field(tmp_path):
     path.write_text(line)
     rules = tmp_path / "rules"
     rules.mkdir()
-    m = _matcher(rules, {"msi": ("{product: windows, service: application}",
+    m = rules_matcher(rules, {"msi": ("{product: windows, service: application}",
                                  "    sel: {Provider_Name: MsiInstaller, Data|contains: EvilAgent}\n    condition: sel\n")})
     events = [e for e in read_events(str(path)) if isinstance(e, Event)]
     assert _titles(m, events) == [("msi", 7)]
 
 
 def test_field_names_with_spaces_and_case_variants(tmp_path):
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "space": ("{product: windows, service: system}", "    sel: {EventID: 104, 'New Value': 'x'}\n    condition: sel\n"),
         "payload": ("{product: windows, service: system}", "    sel: {EventID: 105, Payload|contains: 'evil'}\n    condition: sel\n"),
     })
@@ -84,7 +65,7 @@ def test_field_names_with_spaces_and_case_variants(tmp_path):
 
 
 def test_empty_string_is_absent_for_null_and_exists(tmp_path):
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "is_null": ("{product: windows, service: system}", "    sel: {EventID: 7045, AccountName: null}\n    condition: sel\n"),
         "exists": ("{product: windows, service: system}", "    sel: {EventID: 7045, AccountName|exists: true}\n    condition: sel\n"),
     })
@@ -95,13 +76,13 @@ def test_empty_string_is_absent_for_null_and_exists(tmp_path):
 
 @pytest.mark.parametrize("value,expected", [("0x10", True), ("16", True), (16, True), ("17", False), ("x", False)])
 def test_numbers_compare_whatever_their_text_form(tmp_path, value, expected):
-    m = _matcher(tmp_path, {"num": ("{product: windows, service: security}", "    sel: {EventID: 4697, ServiceType: 16}\n    condition: sel\n")})
+    m = rules_matcher(tmp_path, {"num": ("{product: windows, service: security}", "    sel: {EventID: 4697, ServiceType: 16}\n    condition: sel\n")})
     assert bool(m.match([_event("Security", 4697, ServiceType=value)])) is expected
 
 
 def test_a_hostile_field_cannot_stall_a_regex(tmp_path):
     # (a+)+b backtracks exponentially in Python's re on "aaaa…c"; RE2 answers in linear time.
-    m = _matcher(tmp_path, {"redos": (SYSMON1, "    sel: {CommandLine|re: '(a+)+b'}\n    condition: sel\n")})
+    m = rules_matcher(tmp_path, {"redos": (SYSMON1, "    sel: {CommandLine|re: '(a+)+b'}\n    condition: sel\n")})
     hostile = _event("Microsoft-Windows-Sysmon/Operational", 1, CommandLine="a" * 200_000 + "c")
     benign = _event("Microsoft-Windows-Sysmon/Operational", 1, CommandLine="aaab")
     benign.record_id = 2
@@ -109,7 +90,7 @@ def test_a_hostile_field_cannot_stall_a_regex(tmp_path):
 
 
 def test_a_channel_less_rule_does_not_switch_routing_off_for_the_others(tmp_path):
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "anywhere": ("{product: windows}", "    keywords: ['mimikatz']\n    condition: keywords\n"),
         "svc": ("{product: windows, service: system}", "    sel: {EventID: 7045, ServiceName: PSEXESVC}\n    condition: sel\n"),
     })
@@ -120,7 +101,7 @@ def test_a_channel_less_rule_does_not_switch_routing_off_for_the_others(tmp_path
 
 
 def test_each_branch_of_an_or_routes_by_its_own_event_id(tmp_path):
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "branches": ("{product: windows, service: security}", (
             "    a: {EventID: 4738}\n    f: {AllowedToDelegateTo: '-'}\n"
             "    b: {EventID: 5136, AttributeLDAPDisplayName: servicePrincipalName}\n"
@@ -145,7 +126,7 @@ def test_each_branch_of_an_or_routes_by_its_own_event_id(tmp_path):
 
 
 def test_endless_channels_and_event_ids_make_few_plans(tmp_path):
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "anywhere": ("{product: windows}", "    keywords: ['mimikatz']\n    condition: keywords\n"),
         "svc": ("{product: windows, service: system}", "    sel: {EventID: 7045, ServiceName: PSEXESVC}\n    condition: sel\n"),
     })  # fmt: skip

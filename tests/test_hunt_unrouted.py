@@ -21,10 +21,10 @@ from conftest import REPO, shared
 
 from svchunt.engine.detector import Detector
 from svchunt.engine.hunt import HuntOptions, load_ruleset, run_hunt
-from svchunt.engine.matcher import Matcher
+from svchunt.engine.matcher import Matcher, route_key
 from svchunt.engine.prefilter import SKIP_ANY
 from svchunt.model import FLAGS_FIELD, Event, Unrouted
-from svchunt.normalise.shapes import from_nested, skip_unrouted
+from svchunt.normalise.shapes import from_nested, route_record
 from svchunt.sources import read_events
 
 EXAMPLES = REPO / "examples"
@@ -46,7 +46,7 @@ def test_the_quiet_key_is_the_routing_key_of_the_normalised_event_and_nothing_is
     asked: list[tuple] = []
     for record in records:
         asked.clear()
-        if not skip_unrouted(record, lambda key: asked.append(key) or SKIP_ANY):  # a router meeting nothing
+        if route_record(record, lambda key: asked.append(key) or SKIP_ANY) is not True:  # a router meeting nothing
             continue
         keyed += 1
         [key] = asked
@@ -91,17 +91,17 @@ def _record(**system: object) -> dict:
     ],
 )
 def test_records_that_could_be_flagged_or_refused_are_normalised(record: object) -> None:
-    assert not skip_unrouted(record, lambda key: SKIP_ANY)
+    assert route_record(record, lambda key: SKIP_ANY) is not True
 
 
 def test_a_quiet_record_keyed_with_qualifiers_and_without_event_data() -> None:
     record = _record(EventID={"#attributes": {"Qualifiers": 16384}, "#text": 7045})
     asked: list[tuple] = []
-    assert skip_unrouted(record, lambda key: asked.append(key) or SKIP_ANY)
+    assert route_record(record, lambda key: asked.append(key) or SKIP_ANY) is True
     del record["Event"]["EventData"]
-    assert skip_unrouted(record, lambda key: asked.append(key) or SKIP_ANY)
+    assert route_record(record, lambda key: asked.append(key) or SKIP_ANY) is True
     assert asked == [("system", 7045)] * 2
-    assert not skip_unrouted(record, lambda key: None), "a record only its normalised event answers for is normalised"
+    assert route_record(record, lambda key: None) is None, "a record only its normalised event answers for is normalised"
     fields, _, _ = from_nested(record, parsed=True)
     assert FLAGS_FIELD not in fields and fields["EventID"] == 7045
 
@@ -124,8 +124,7 @@ def test_the_reader_gives_unrouted_only_for_records_no_rule_meets() -> None:
 
 
 def _meets(matcher: Matcher, event: Event) -> bool:
-    channel, eid = event.fields.get("Channel"), event.fields.get("EventID")
-    return matcher.routed((channel.lower() if type(channel) is str else None, eid if type(eid) is int else None))
+    return matcher.routed(route_key(event.fields))
 
 
 def _hunt(paths: list[str], monkeypatch: pytest.MonkeyPatch, routing: bool, workers: int, **window: str):

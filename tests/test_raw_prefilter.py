@@ -18,16 +18,15 @@ from typing import Any
 import evtx
 import orjson
 import pytest
-from conftest import REPO, SHARED_DATA, shared
+from conftest import REPO, SHARED_DATA, rules_matcher, shared
 
 from svchunt.engine.hunt import HuntOptions, load_ruleset
-from svchunt.engine.matcher import Matcher
+from svchunt.engine.matcher import Matcher, route_key
 from svchunt.model import FLAGS_FIELD, Event
 from svchunt.normalise import derived, shapes
 from svchunt.normalise.command_line import ServiceOp
 from svchunt.normalise.service_fields import SERVICE_FIELDS, set_fields
 from svchunt.normalise.shapes import from_nested, route_record
-from svchunt.rules.loader import load_rules
 from svchunt.sources import read_events
 
 SIGMA_WINDOWS = SHARED_DATA / "sigma" / "rules" / "windows"
@@ -124,8 +123,7 @@ def test_no_record_the_raw_test_skips_matches_a_rule(which: str, sample_records:
         skipped_here, event = _read_as_a_hunt(matcher, record)
         if skipped_here:
             skipped.append(event)
-            channel = event.fields.get("Channel")
-            routed_skips += matcher.routed((channel.lower() if type(channel) is str else None, event.fields["EventID"]))
+            routed_skips += matcher.routed(route_key(event.fields))
         else:
             kept.append(event)
     assert matcher.match_indexed(skipped) == []
@@ -134,26 +132,10 @@ def test_no_record_the_raw_test_skips_matches_a_rule(which: str, sample_records:
         assert routed_skips > 1000, f"records of routed groups are skipped too ({routed_skips})"
 
 
-HEADER = """title: {title}
-id: 5d1c3e0a-2b7f-4c61-9a3e-{suffix}
-status: test
-logsource: {logsource}
-level: medium
-detection:
-"""
 NETWORK = "{product: windows, category: network_connection}"
 REGISTRY_SET = "{product: windows, category: registry_set}"
 PROCESS = "{product: windows, category: process_creation}"
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
-
-
-def _matcher(tmp_path: Path, rules: dict[str, tuple[str, str]]) -> Matcher:
-    for i, (name, (logsource, detection)) in enumerate(rules.items()):
-        text = HEADER.format(title=name, suffix=f"{i:012d}", logsource=logsource) + detection
-        (tmp_path / f"{name}.yml").write_text(text)
-    ruleset = load_rules([str(tmp_path)], use_cache=False)
-    assert not ruleset.refused, ruleset.refused
-    return Matcher(ruleset.rules)
 
 
 def _record(event_id: int, data: dict[str, Any] | None, channel: str = SYSMON) -> dict:
@@ -179,7 +161,7 @@ def _skipped_and_matched(matcher: Matcher, record: dict) -> tuple[bool, bool]:
 
 
 def test_raw_test_on_look_alikes_case_variants_and_non_text_values(tmp_path: Path) -> None:
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "evil_image": (NETWORK, "    sel: {Image|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
         "port_text": (NETWORK, "    sel: {DestinationHostname|contains: 'true'}\n    condition: sel\n"),
     })  # fmt: skip
@@ -202,7 +184,7 @@ def test_raw_test_on_look_alikes_case_variants_and_non_text_values(tmp_path: Pat
 
 
 def test_keywords_header_fields_and_rules_without_a_need(tmp_path: Path) -> None:
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "keyword": ("{product: windows, service: sysmon}", "    kw: ['evil.exe']\n    condition: kw\n"),
         "header": ("{product: windows, service: security}", "    sel: {EventID: 4624, Computer|contains: 'dc01'}\n    condition: sel\n"),
         "data": ("{product: windows, service: application}", "    sel: {EventID: 1033, Data|contains: 'evilagent'}\n    condition: sel\n"),
@@ -235,7 +217,7 @@ def test_keywords_header_fields_and_rules_without_a_need(tmp_path: Path) -> None
 
 
 def test_needs_on_derived_fields_are_tested_on_the_normalised_fields(tmp_path: Path) -> None:
-    m = _matcher(tmp_path, {
+    m = rules_matcher(tmp_path, {
         "derived": (REGISTRY_SET, "    sel: {ImagePathNormalised|endswith: '\\\\evil.exe'}\n    condition: sel\n"),
         "binpath": (PROCESS, "    sel: {ServiceCommandBinPath|exists: true}\n    condition: sel\n"),
     })  # fmt: skip
@@ -264,7 +246,7 @@ def test_needs_on_derived_fields_are_tested_on_the_normalised_fields(tmp_path: P
 def test_what_the_raw_test_remembers_is_bounded(tmp_path: Path) -> None:
     from svchunt.engine import prefilter
 
-    m = _matcher(tmp_path, {"evil_image": (NETWORK, "    sel: {Image|endswith: '\\\\evil.exe'}\n    condition: sel\n")})
+    m = rules_matcher(tmp_path, {"evil_image": (NETWORK, "    sel: {Image|endswith: '\\\\evil.exe'}\n    condition: sel\n")})
     test = m.record_filter(("microsoft-windows-sysmon/operational", 3))
     assert isinstance(test, prefilter.RawPrefilter)
     for i in range(3 * prefilter.MAX_MEMO):  # endless distinct values, some too long to remember

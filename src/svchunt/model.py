@@ -91,8 +91,6 @@ class Unrouted:
         return f"Unrouted({self.count})"
 
 
-
-
 class RecordSkip(Protocol):
     """How a reader tells that no rule of a record's group can match the record (True: count it only).
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from svchunt.correlate.incident_keys import event_keys_json
 from svchunt.engine.detector import Detector
-from svchunt.engine.matcher import Matcher
+from svchunt.engine.matcher import Matcher, route_key
 from svchunt.engine.spool import FieldSpool, FieldWriter, PackedEvent, pack, run_directory
 from svchunt.model import FLAGS_FIELD, Event, HuntResult, Problem, RouteTest, RunStats, Signal, Unrouted
 from svchunt.rules.allowlists import load_allowlists
@@ -178,9 +178,7 @@ def _unmatchable(event: Event, route: RouteTest) -> bool:
     fields = event.fields
     if FLAGS_FIELD in fields:
         return False
-    channel = fields.get("Channel")
-    eid = fields.get("EventID")
-    skips = route((channel.lower() if type(channel) is str else None, eid if type(eid) is int else None))
+    skips = route(route_key(fields))
     return skips is not None and skips(fields)
 
 

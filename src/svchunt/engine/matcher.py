@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from svchunt.engine.batch import ColumnBatch
 from svchunt.engine.prefilter import SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
@@ -28,6 +29,13 @@ class Plan:
     prefilter: Prefilter | None
     unfiltered: frozenset[int]  # rules without a usable literal: always evaluated
     unfiltered_sorted: tuple[int, ...]
+
+
+def route_key(fields: Mapping[str, Any]) -> RouteKey:
+    """An event's (lower-cased channel, EventID) group, None where the field has another type."""
+    channel = fields.get("Channel")
+    eid = fields.get("EventID")
+    return (channel.lower() if type(channel) is str else None, eid if type(eid) is int else None)
 
 
 def _table_keys(key: RouteKey) -> set[RouteKey]:
@@ -98,11 +106,10 @@ class Matcher:
         return found
 
     def record_filter(self, key: RouteKey) -> RecordSkip | None:
-        """How a reader may tell, from a record's raw EventData, that no rule can match it (a `RouteTest`):
-        for a group no rule meets, every record; for a group whose rules all have prefilter literals, on
-        fields that normalising copies unchanged, the records where none of them occurs. None where only
-        the normalised event can say (a rule without literals, a literal on a header or derived field).
-        """
+        """How a reader may tell that no rule can match a record (a `RouteTest`): for a group no rule meets,
+        every record; for a group whose rules all have needs, the records where none holds, judged on the
+        raw EventData where normalising copies the needed fields unchanged, else on the normalised fields.
+        None where only matching can say (a rule without a need)."""
         try:
             return self._filters[key]
         except KeyError:
@@ -126,7 +133,7 @@ class Matcher:
             return None
         names = {name.lower() for name in prefilter.fields}
         derived = names & {name.lower() for name in written_fields(key[1])}
-        gate = GATES.get(key[1]) if derived and key[1] is not None else None
+        gate = GATES.get(key[1]) if derived else None  # type: ignore[arg-type]
         if names & _NOT_RAW or (derived and gate is None):
             # a need on a header or derived field: only the normalised fields can say
             return RawPrefilter(prefilter.automata, prefilter.presence, normalised=True)
@@ -157,10 +164,7 @@ class Matcher:
         """(rule index, event) for every match; cheap to send between processes."""
         groups: dict[RouteKey, list[Event]] = {}
         for event in events:
-            fields = event.fields
-            channel = fields.get("Channel")
-            eid = fields.get("EventID")
-            key = (channel.lower() if type(channel) is str else None, eid if type(eid) is int else None)
+            key = route_key(event.fields)
             group = groups.get(key)
             if group is None:
                 groups[key] = [event]

@@ -232,7 +232,7 @@ def from_nested(record: dict[str, Any], parsed: bool = False) -> tuple[dict[str,
     return out, timestamp, rid
 
 
-# The readings of System and EventData that `from_nested` and `skip_unrouted` share: a record is skipped only
+# The readings of System and EventData that `from_nested` and `route_record` share: a record is skipped only
 # where normalising would have read it the same way and taken the fast path.
 
 
@@ -276,14 +276,11 @@ def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
     problem. Every condition is one of `from_nested`'s and `_finish`'s own fast paths: any other record
     goes down the full path. The key comes first, as it is all that a record normalised anyway pays for.
     """
-    # every record of a hunt passes here: the helpers shared with `from_nested` are inlined
     event = record.get("Event") if type(record) is dict else None
     system = event.get("System") if type(event) is dict else None
     if type(system) is not dict:
         return None
-    event_id = system.get("EventID")
-    if type(event_id) is dict:  # EventID with Qualifiers, as `_event_id`
-        event_id = event_id.get("#text")
+    event_id = _event_id(system)
     if type(event_id) is not int or not 0 <= event_id <= bounds.MAX_EVENT_ID:
         return None
     channel = system.get("Channel")
@@ -303,20 +300,12 @@ def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
     return True if skips(event.get("EventData")) else None
 
 
-def skip_unrouted(record: Any, route: RouteTest) -> bool:
-    """Whether `route_record` counts the record without normalising it."""
-    return route_record(record, route) is True
-
-
 def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:
-    """The rest of `route_record`'s test: nothing `from_nested` would flag, rewrite or refuse (`_flat`,
-    `_provider_and_time` and `_usual_time` inlined)."""
+    """The rest of `route_record`'s test: nothing `from_nested` would flag, rewrite or refuse."""
     if "UserData" in event or "ProcessingErrorData" in event:
         return False
     data = event.get("EventData")
-    if data is not None and not (
-        type(data) is dict and _SCALARS.issuperset(map(type, data.values())) and "#text" not in data
-    ):
+    if data is not None and not _flat(data):
         return False
     record_id = system.get("EventRecordID")
     if record_id is not None and not (type(record_id) is int and 0 <= record_id <= bounds.INT64_MAX):
@@ -324,17 +313,8 @@ def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:
     computer = system.get("Computer")
     if computer is not None and type(computer) is not str:
         return False
-    try:
-        provider = system["Provider"]["#attributes"]["Name"]
-    except (KeyError, TypeError):
-        provider = None
-    if provider is not None and type(provider) is not str:
-        return False
-    try:
-        stamp = system["TimeCreated"]["#attributes"]["SystemTime"]
-    except (KeyError, TypeError):
-        return True
-    return stamp is None or (type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T")
+    provider, stamp = _provider_and_time(system)
+    return (provider is None or type(provider) is str) and (stamp is None or _usual_time(stamp))
 
 
 def from_wrapped(record: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | None]:

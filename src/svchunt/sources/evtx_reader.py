@@ -241,11 +241,8 @@ def _padding(size: int) -> int:
 
 @contextmanager
 def _padded(path: str, size: int) -> Iterator[object]:
-    """The file itself when it ends on a chunk boundary, else a copy padded with zeros up to one."""
+    """A copy of a file that does not end on a chunk boundary, padded with zeros up to one."""
     missing = _padding(size)
-    if not missing:
-        yield path
-        return
     if size <= PAD_IN_MEMORY:
         with open(path, "rb") as handle:
             yield io.BytesIO(handle.read() + b"\0" * missing)
