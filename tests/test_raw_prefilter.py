@@ -20,6 +20,7 @@ import orjson
 import pytest
 from conftest import REPO, SHARED_DATA, rules_matcher, shared
 
+from svchunt.engine import json_keywords, prefilter
 from svchunt.engine.hunt import HuntOptions, load_ruleset
 from svchunt.engine.matcher import Matcher, route_key
 from svchunt.model import FLAGS_FIELD, Event
@@ -88,13 +89,14 @@ def test_add_derived_writes_only_the_declared_fields_over_the_samples(monkeypatc
         assert names <= derived.written_fields(event_id), (event_id, names - derived.written_fields(event_id))
 
 
-def _read_as_a_hunt(matcher: Matcher, record: dict) -> tuple[bool, Event]:
-    """Whether the EVTX reader of a hunt counts the record without passing it on (as `_read_records`
-    does), and the event normalising it gives."""
+def _read_as_a_hunt(matcher: Matcher, record: dict, text: str) -> tuple[bool, Event]:
+    """Whether the EVTX reader of a hunt counts the record (`text`, parsed) without passing it on (as
+    `_read_records` does), and the event normalising it gives, with its `text` where the reader gives it."""
     fields, timestamp, rid = from_nested(copy.deepcopy(record), parsed=True)
-    verdict = route_record(record, matcher.record_filter)
-    skipped = verdict is True or (verdict is not None and FLAGS_FIELD not in fields and verdict(dict(fields)))
-    return skipped, Event(fields, timestamp, "t", rid)
+    verdict, quiet = route_record(record, matcher.record_filter, text)
+    given = text if quiet else None
+    skipped = verdict is True or (verdict is not None and FLAGS_FIELD not in fields and verdict(dict(fields), given))
+    return skipped, Event(fields, timestamp, "t", rid, text=given)
 
 
 def _matchers() -> list[tuple[str, Matcher]]:
@@ -105,31 +107,33 @@ def _matchers() -> list[tuple[str, Matcher]]:
 
 
 @pytest.fixture(scope="module")
-def sample_records() -> list[dict]:
-    records = _parsed_records(_sample_files())
+def sample_records() -> list[tuple[dict, str]]:
+    """(parsed record, its JSON text as the parser wrote it) of every sample record."""
+    records = [(orjson.loads(r["data"]), r["data"]) for path in _sample_files() for r in evtx.PyEvtxParser(path).records_json()]
     assert len(records) > 8000
     return records
 
 
 @pytest.mark.parametrize("which", ["built-in", "SigmaHQ windows"])
-def test_no_record_the_raw_test_skips_matches_a_rule(which: str, sample_records: list[dict]) -> None:
+def test_no_record_the_raw_test_skips_matches_a_rule(which: str, sample_records: list[tuple[dict, str]]) -> None:
     if which != "built-in" and not SIGMA_WINDOWS.is_dir():
         pytest.skip(f"SigmaHQ rules not found at {SIGMA_WINDOWS}")
     matcher = dict(_matchers())[which]
     skipped: list[Event] = []
     kept: list[Event] = []
     routed_skips = 0
-    for record in sample_records:
-        skipped_here, event = _read_as_a_hunt(matcher, record)
+    for record, text in sample_records:
+        skipped_here, event = _read_as_a_hunt(matcher, record, text)
         if skipped_here:
             skipped.append(event)
             routed_skips += matcher.routed(route_key(event.fields))
         else:
             kept.append(event)
-    assert matcher.match_indexed(skipped) == []
+    # matched without their text: the exact keyword test, not the one the skipping used
+    assert matcher.match_indexed([Event(e.fields, e.timestamp, e.source, e.record_id) for e in skipped]) == []
     assert matcher.match_indexed(kept), "the records kept hold the matches"
-    if which == "built-in":  # (SigmaHQ's groups each hold some rule without a literal: routed ones are kept)
-        assert routed_skips > 1000, f"records of routed groups are skipped too ({routed_skips})"
+    # (with SigmaHQ's `Mimikatz Use`, a keyword rule, in every group: skipped on their JSON text)
+    assert routed_skips > 1000, f"records of routed groups are skipped too ({routed_skips})"
 
 
 NETWORK = "{product: windows, category: network_connection}"
@@ -154,7 +158,7 @@ def _record(event_id: int, data: dict[str, Any] | None, channel: str = SYSMON) -
 
 
 def _skipped_and_matched(matcher: Matcher, record: dict) -> tuple[bool, bool]:
-    skipped, event = _read_as_a_hunt(matcher, record)
+    skipped, event = _read_as_a_hunt(matcher, record, orjson.dumps(record).decode())  # as the parser writes
     matched = bool(matcher.match_indexed([event]))
     assert not (skipped and matched), f"skipped a record that matches: {record}"
     return skipped, matched
@@ -191,8 +195,14 @@ def test_keywords_header_fields_and_rules_without_a_need(tmp_path: Path) -> None
         "no_need": ("{product: windows, category: driver_load}", "    sel: {Hashes|re: '^[0-9A-F]+$'}\n    condition: sel\n"),
     })  # fmt: skip
     sysmon3, logon = ("microsoft-windows-sysmon/operational", 3), ("security", 4624)
-    assert m.record_filter(sysmon3).normalised and m.record_filter(logon).normalised  # type: ignore[union-attr]
-    assert m.record_filter(("microsoft-windows-sysmon/operational", 6)) is None  # the regex gives no literal
+    assert m.record_filter(logon).normalised  # type: ignore[union-attr]
+    # keywords alone: asked of the record's JSON text before normalising, where Hyperscan is installed
+    assert m.record_filter(sysmon3).normalised is (json_keywords.hyperscan is None)  # type: ignore[union-attr]
+    # the regex gives no literal: no record is skipped (but with the keywords' JSON test, the reader keeps
+    # each record's text for the batch's keyword scan)
+    keep = m.record_filter(("microsoft-windows-sysmon/operational", 6))
+    assert keep is (None if json_keywords.hyperscan is None else prefilter.KEEP_ALL)
+    assert keep is None or not keep({"Hashes": "AB"}, "{}")
     assert m.record_filter(("security", 4688)) is not None  # no rule meets it: every record is skipped
     assert m.record_filter(("security", 4688))({"anything": "evil.exe"})  # type: ignore[misc]
     # a flat record's unnamed Data is a scalar that normalising keeps as it is: the raw test reads it
@@ -244,7 +254,6 @@ def test_needs_on_derived_fields_are_tested_on_the_normalised_fields(tmp_path: P
 
 
 def test_what_the_raw_test_remembers_is_bounded(tmp_path: Path) -> None:
-    from svchunt.engine import prefilter
 
     m = rules_matcher(tmp_path, {"evil_image": (NETWORK, "    sel: {Image|endswith: '\\\\evil.exe'}\n    condition: sel\n")})
     test = m.record_filter(("microsoft-windows-sysmon/operational", 3))

@@ -39,6 +39,10 @@ class Event:
     record_id: int | None = None
     line: int | None = None
     header_record_id: int | None = None
+    # The record's JSON text as the EVTX parser wrote it, where it holds the record's values as they are
+    # (`normalise.shapes.route_record`): the matcher's keyword scan asks it first (`engine.json_keywords`).
+    # Read while the event is matched, never stored with it.
+    text: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def event_id(self) -> int | None:
@@ -96,11 +100,12 @@ class RecordSkip(Protocol):
 
     `normalised` False: asked with the record's raw EventData (a flat dict of scalars, or None), before
     normalising; True: asked with the normalised fields, where only they can say (derived or header fields,
-    keywords over every value)."""
+    keywords over every value). `text`: the record's JSON text as the EVTX parser wrote it, for keywords
+    (`engine.json_keywords`), given only where it holds the record's values as they are (`Event.text`)."""
 
     normalised: bool
 
-    def __call__(self, fields: dict[str, Any] | None) -> bool: ...
+    def __call__(self, fields: dict[str, Any] | None, text: str | None = None) -> bool: ...
 
 
 # For a (lower-cased channel, EventID): how a reader may tell that no rule can match a record

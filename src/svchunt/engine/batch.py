@@ -24,8 +24,8 @@ class ColumnBatch:
         self._folded: dict[str, list[Any]] = {}
         self._lists: dict[str, bool] = {}
         self._names: dict[str, list[str]] | None = None
-        self._fulltext: list[str] | None = None
-        self._fulltext_folded: list[str] | None = None
+        self._fulltext: list[str | None] | None = None
+        self._fulltext_folded: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.events)
@@ -66,21 +66,29 @@ class ColumnBatch:
             self._lists[name] = any(type(v) is tuple for v in col)
         return col
 
-    def fulltext(self) -> list[str]:
-        """Every value of each event as text (`values.keyword_values`), joined by NUL: what keyword rules
+    def fulltext(self, r: int) -> str:
+        """Every value of row `r`'s event as text (`values.keyword_values`), joined by NUL: what keyword rules
         search. A keyword without NUL cannot match across two values, so a search of this text is a
-        search of each value."""
-        if self._fulltext is None:
-            self._fulltext = [keyword_text(e.fields) for e in self.events]
-        return self._fulltext
+        search of each value. Built per row, on demand: most rows never need it (`Prefilter.scan`)."""
+        texts = self._fulltext
+        if texts is None:
+            texts = self._fulltext = [None] * len(self.events)
+        text = texts[r]
+        if text is None:
+            text = texts[r] = keyword_text(self.events[r].fields)
+        return text
 
-    def fulltext_folded(self) -> list[str]:
+    def fulltext_folded(self, r: int) -> str:
         """`fulltext` case-folded value by value (as `fold`, the same folding the SQL table is built with)."""
-        if self._fulltext_folded is None:
+        texts = self._fulltext_folded
+        if texts is None:
+            texts = self._fulltext_folded = [None] * len(self.events)
+        text = texts[r]
+        if text is None:
             # lower() of the NUL-joined text is the join of each value's lower(): NUL is neither cased nor
             # case-ignorable, so no context-dependent mapping (final sigma) reaches across it
-            self._fulltext_folded = [text.lower() for text in self.fulltext()]
-        return self._fulltext_folded
+            text = texts[r] = self.fulltext(r).lower()
+        return text
 
     def has_lists(self, name: str) -> bool:
         self.folded(name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svchunt.engine.batch import ColumnBatch
-from svchunt.engine.prefilter import SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
+from svchunt.engine.prefilter import KEEP_ALL, SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
 from svchunt.engine.pyeval import Select, compile_condition
 from svchunt.model import Event, RecordSkip, RuleInfo, Signal
 from svchunt.normalise.derived import GATES, WRITES, written_fields
@@ -129,15 +129,21 @@ class Matcher:
             return SKIP_ANY
         plan = self.plan(key)
         prefilter = plan.prefilter
-        if plan.unfiltered or prefilter is None:
+        if prefilter is None:
             return None
+        if plan.unfiltered:
+            # no record can be skipped, but the reader's text of each spares the keyword scan (`Event.text`)
+            return KEEP_ALL if prefilter.json is not None else None
         names = {name.lower() for name in prefilter.fields}
-        derived = names & {name.lower() for name in written_fields(key[1])}
+        written = written_fields(key[1])
+        derived = names & {name.lower() for name in written}
         gate = GATES.get(key[1]) if derived else None  # type: ignore[arg-type]
         if names & _NOT_RAW or (derived and gate is None):
             # a need on a header or derived field: only the normalised fields can say
-            return RawPrefilter(prefilter.automata, prefilter.presence, normalised=True)
-        return RawPrefilter(prefilter.automata, prefilter.presence, gate=gate, gated=frozenset(derived))
+            return RawPrefilter(prefilter.automata, prefilter.presence, normalised=True, written=written)
+        return RawPrefilter(
+            prefilter.automata, prefilter.presence, gate=gate, gated=frozenset(derived), written=written
+        )
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""
@@ -152,7 +158,8 @@ class Matcher:
             rules = tuple(sorted(found))
             needs = {i: n for i in rules if (n := self.need(i)) is not None}
             unfiltered = frozenset(i for i in rules if i not in needs)
-            plan = Plan(rules, Prefilter.build(needs) if needs else None, unfiltered, tuple(sorted(unfiltered)))
+            prefilter = Prefilter.build(needs, written_fields(key[1])) if needs else None
+            plan = Plan(rules, prefilter, unfiltered, tuple(sorted(unfiltered)))
             self._plans[key] = plan
         return plan
 

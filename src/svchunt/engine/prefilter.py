@@ -17,6 +17,7 @@ from typing import Any
 import ahocorasick
 
 from svchunt.engine.batch import ColumnBatch, fold
+from svchunt.engine.json_keywords import JsonKeywords, json_keywords
 from svchunt.rules import ir
 from svchunt.values import keyword_text, present
 
@@ -83,13 +84,17 @@ class Prefilter:
     rule_literals: dict[int, list[tuple[str, int]]]  # rule index -> [(field, literal id)]
     literal_rules: dict[int, list[int]]  # literal id -> rule indexes that need it
     presence: dict[str, int]  # field -> the literal id of its presence
+    # the keyword literals' test of an event's JSON text (`Event.text`), where there is one, and the fields
+    # derivation may write on the group's events, which no such text holds (`RawPrefilter`)
+    json: JsonKeywords | None = None
+    written: tuple[str, ...] = ()
 
     @property
     def fields(self) -> set[str]:
         return set(self.automata) | set(self.presence)
 
     @classmethod
-    def build(cls, needs: dict[int, Need]) -> Prefilter:
+    def build(cls, needs: dict[int, Need], written: Iterable[str] = ()) -> Prefilter:
         ids: dict[tuple[str, str], int] = {}
         rule_literals: dict[int, list[tuple[str, int]]] = {}
         literal_rules: dict[int, list[int]] = {}
@@ -112,7 +117,9 @@ class Prefilter:
             automaton.add_word(lit, lid)
         for automaton in automata.values():
             automaton.make_automaton()
-        return cls(automata, rule_literals, literal_rules, presence)
+        keywords = automata.get(KEYWORDS)
+        json = json_keywords(keywords.keys()) if keywords is not None else None
+        return cls(automata, rule_literals, literal_rules, presence, json, tuple(sorted(written)))
 
     def scan(self, batch: ColumnBatch) -> dict[int, list[int]]:
         """literal id -> rows (ascending, unique) where it occurs in its field.
@@ -147,11 +154,17 @@ class Prefilter:
                 hits[lid] = found_rows
         return hits
 
-    @staticmethod
-    def _scan_keywords(batch: ColumnBatch, automaton: ahocorasick.Automaton, hits: dict[int, list[int]]) -> None:
-        # one text per event, rarely repeated: nothing worth remembering
-        for r, text in enumerate(batch.fulltext_folded()):
-            for lid in {lid for _, lid in automaton.iter(text)}:
+    def _scan_keywords(self, batch: ColumnBatch, automaton: ahocorasick.Automaton, hits: dict[int, list[int]]) -> None:
+        # one text per event, rarely repeated: nothing worth remembering; an event's JSON text, where it
+        # has one, says first whether any literal can be in it (then its own text says which)
+        json, written = self.json, self.written
+        for r, event in enumerate(batch.events):
+            text = event.text
+            if json is not None and text is not None and json.absent(text) and not written_hit(
+                event.fields, written, automaton
+            ):
+                continue
+            for lid in {lid for _, lid in automaton.iter(batch.fulltext_folded(r))}:
                 rows = hits.get(lid)
                 if rows is None:
                     hits[lid] = [r]
@@ -200,7 +213,10 @@ class RawPrefilter:
     every spelling is scanned (a hit in any sends the record to the full path, which then decides).
     """
 
-    __slots__ = ("_by_name", "_layouts", "_memos", "_remembered", "_keywords", "_gate", "_gated", "normalised")
+    __slots__ = (
+        "_by_name", "_layouts", "_memos", "_remembered", "_keywords", "_json", "_written", "_gate", "_gated",
+        "normalised",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -209,6 +225,7 @@ class RawPrefilter:
         normalised: bool = False,
         gate: Callable[[dict[str, Any]], frozenset[str]] | None = None,
         gated: frozenset[str] = frozenset(),
+        written: frozenset[str] = frozenset(),
     ):
         by_name: dict[str, list[ahocorasick.Automaton]] = {}
         for name, automaton in automata.items():
@@ -221,16 +238,22 @@ class RawPrefilter:
         self._memos: dict[str, dict[str, bool]] = {name: {} for name in self._by_name}
         self._remembered = 0
         self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]] = {}
-        self._keywords = automata.get(KEYWORDS)
-        self.normalised = normalised or self._keywords is not None
+        self._keywords = keywords = automata.get(KEYWORDS)
+        # keywords asked of the record's JSON text where they can be (`json_keywords`): then also of the
+        # fields derivation may write on the group's events (`written`, exact names), which no raw text holds
+        self._json = json_keywords(keywords.keys()) if keywords is not None else None
+        self._written = tuple(sorted(written))
+        self.normalised = normalised or (keywords is not None and (self._json is None or bool(written)))
         # raw test of a plan that needs derived fields (`gated`, lower-cased): `gate` says from the raw
         # fields which of them derivation may write (`normalise.derived.GATES`); if one, only the full path
         self._gate = gate
         self._gated = gated
 
-    def __call__(self, data: dict[str, Any] | None) -> bool:
+    def __call__(self, data: dict[str, Any] | None, text: str | None = None) -> bool:
+        """`text`: see `model.RecordSkip`; a raw test with keywords needs it."""
         if data is None:
-            return True  # header fields only, and no plan field is one of them
+            # header fields only, none of them a plan field; keywords search them too
+            return self._keywords is None or self._keywords_absent(None, text)
         if self._gate is not None and not self._gated.isdisjoint(self._gate(data)):
             return False
         keys = tuple(data)
@@ -250,17 +273,25 @@ class RawPrefilter:
             elif presence and present(value):
                 found = True
             else:  # numbers are not remembered: 1, 1.0 and True are one dict key but three texts
-                text = fold(value)
-                if text is None:
+                folded = fold(value)
+                if folded is None:
                     found = False
-                elif type(text) is tuple:  # a list, in normalised fields: element by element, as the batch
-                    found = any(_occurs(t, automata) for t in text)
+                elif type(folded) is tuple:  # a list, in normalised fields: element by element, as the batch
+                    found = any(_occurs(t, automata) for t in folded)
                 else:
-                    found = _occurs(text, automata)
+                    found = _occurs(folded, automata)
             if found:
                 return False
+        return self._keywords is None or self._keywords_absent(data, text)
+
+    def _keywords_absent(self, data: dict[str, Any] | None, text: str | None) -> bool:
         keywords = self._keywords
-        return keywords is None or next(keywords.iter(keyword_text(data).lower()), None) is None
+        if keywords is None:
+            return True
+        if text is None or self._json is None:
+            # the exact test, of the normalised fields (never of raw EventData alone: headers are values too)
+            return data is not None and next(keywords.iter(keyword_text(data).lower()), None) is None
+        return self._json.absent(text) and (data is None or not written_hit(data, self._written, keywords))
 
     def _remember(self, memo: dict[str, bool], value: str, found: bool) -> None:
         if self._remembered >= MAX_MEMO:
@@ -282,17 +313,44 @@ class RawPrefilter:
         return layout
 
 
+def written_hit(fields: dict[str, Any], written: tuple[str, ...], automaton: ahocorasick.Automaton) -> bool:
+    """Whether a literal of `automaton` is in one of the `written` fields (derived, so in no JSON text)."""
+    for name in written:
+        value = fields.get(name)
+        if value is None:
+            continue
+        text = fold(value)
+        for each in text if type(text) is tuple else () if text is None else (text,):
+            if next(automaton.iter(each), None) is not None:
+                return True
+    return False
+
+
 class SkipAny:
     """The test of a group no rule meets: every record may be counted without normalising it."""
 
     __slots__ = ()
     normalised = False
 
-    def __call__(self, data: object) -> bool:
+    def __call__(self, data: object, text: str | None = None) -> bool:
         return True
 
 
 SKIP_ANY = SkipAny()
+
+
+class KeepAll:
+    """The test of a group with a rule that has no need: no record can be skipped (asked normalised, so
+    that the reader gives its events their `Event.text`)."""
+
+    __slots__ = ()
+    normalised = True
+
+    def __call__(self, data: object, text: str | None = None) -> bool:
+        return False
+
+
+KEEP_ALL = KeepAll()
 
 
 def _occurs(text: str, automata: tuple[ahocorasick.Automaton, ...]) -> bool:

@@ -282,8 +282,8 @@ def _keyword(node: ir.Keyword) -> Select:
     cased = node.cased
 
     def select_keyword(batch: ColumnBatch, rows: list[int]) -> list[int]:
-        text = batch.fulltext() if cased else batch.fulltext_folded()
-        return [r for r in rows if test(text[r])]
+        text = batch.fulltext if cased else batch.fulltext_folded
+        return [r for r in rows if test(text(r))]
 
     return select_keyword
 

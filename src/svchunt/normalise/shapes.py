@@ -266,10 +266,13 @@ def _usual_time(stamp: Any) -> bool:
     return type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T"
 
 
-def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
-    """How a hunt reads an EVTX parser record: True, count it without normalising it; None, normalise it;
-    a `RecordSkip`, normalise it and then ask that whether its fields can match (a `normalised` test, or a
-    raw one of a record that normalising could flag or rewrite).
+def route_record(record: Any, route: RouteTest, text: str) -> tuple[bool | RecordSkip | None, bool]:
+    """How a hunt reads an EVTX parser record (`text`, its JSON, parsed as `record`), and whether `text`
+    holds the values normalising gives it as they are (bar derived fields: see `model.Event.text`).
+
+    The verdict: True, count it without normalising it; None, normalise it; a `RecordSkip`, normalise it
+    and then ask that whether its fields can match (a `normalised` test, or a raw one of a record that
+    normalising could flag or rewrite), with `text` where it holds the values.
 
     True only when `route` gives, for its (lower-cased Channel, EventID), a test of the raw EventData that
     says no rule can match, and `from_nested(record, parsed=True)` would normalise it without a flag or a
@@ -279,25 +282,27 @@ def route_record(record: Any, route: RouteTest) -> bool | RecordSkip | None:
     event = record.get("Event") if type(record) is dict else None
     system = event.get("System") if type(event) is dict else None
     if type(system) is not dict:
-        return None
+        return None, False
     event_id = _event_id(system)
     if type(event_id) is not int or not 0 <= event_id <= bounds.MAX_EVENT_ID:
-        return None
+        return None, False
     channel = system.get("Channel")
     if channel is None:
         skips = route((None, event_id))
     elif type(channel) is str:
         skips = route((channel.lower(), event_id))
     else:
-        return None
+        return None, False
     if skips is None:
-        return None
-    if skips.normalised or not _quiet(event, system):
+        return None, False
+    if not _quiet(event, system):
         # normalised first: a raw test holds for the normalised fields too, which carry every field it
         # reads with the same value (and the reader asks only once nothing is flagged)
-        return skips
+        return skips, False
+    if skips.normalised:
+        return skips, True
     # the raw test reads EventData only once `_quiet` has found it flat: as normalising would copy it
-    return True if skips(event.get("EventData")) else None
+    return (True if skips(event.get("EventData"), text) else None), True
 
 
 def _quiet(event: dict[str, Any], system: dict[str, Any]) -> bool:

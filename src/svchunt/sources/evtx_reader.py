@@ -395,13 +395,16 @@ def _read_records(
         else:
             number = None
         try:
-            data = loads(record["data"])
-            verdict = route_record(data, route) if route is not None else None
+            text = record["data"]
+            data = loads(text)
+            verdict, quiet = route_record(data, route, text) if route is not None else (None, False)
             if verdict is True:
                 unrouted += 1  # no rule can match it: normalising it would only cost time
                 continue
             fields, timestamp, record_id = from_nested(data, parsed=True)
-            if verdict is not None and FLAGS_FIELD not in fields and verdict(fields):  # type: ignore[operator]
+            if not quiet:
+                text = None
+            if verdict is not None and FLAGS_FIELD not in fields and verdict(fields, text):  # type: ignore[operator]
                 unrouted += 1  # nothing to report of it, and no rule can match its fields
                 continue
         except (orjson.JSONDecodeError, NotAnEvent, KeyError, TypeError) as exc:
@@ -410,7 +413,7 @@ def _read_records(
         except Exception as exc:  # a normaliser bug on one damaged record must not end the file
             yield Problem(source, f"record {number}", f"record could not be normalised: {type(exc).__name__}: {exc}")
             continue
-        yield Event(fields, timestamp, source, record_id, None, number)
+        yield Event(fields, timestamp, source, record_id, None, number, text)
     if unrouted:
         yield Unrouted(unrouted)
     yield from _missing(source, spans, low, seen, *_sort_errors(spans, errors, chunk_offset))
