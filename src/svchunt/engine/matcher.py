@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svchunt.engine.batch import ColumnBatch
-from svchunt.engine.prefilter import KEEP_ALL, SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_literals
+from svchunt.engine.prefilter import KEEP_ALL, SKIP_ANY, Need, Prefilter, RawPrefilter, necessary_clauses
 from svchunt.engine.pyeval import Select, compile_condition
 from svchunt.model import Event, RecordSkip, RuleInfo, Signal
 from svchunt.normalise.derived import GATES, WRITES, written_fields
@@ -72,13 +72,14 @@ class Matcher:
         self._routed: dict[RouteKey, bool] = {}
         self._filters: dict[RouteKey, RecordSkip | None] = {}
         self._canonical_filters: dict[RouteKey, RecordSkip | None] = {}
-        self._needs: list[Need | None | bool] = [False] * len(self.rules)  # False: not computed yet
+        self._needs: list[tuple[Need, ...] | None] = [None] * len(self.rules)  # None: not computed yet
 
-    def need(self, i: int) -> Need | None:
-        need = self._needs[i]
-        if need is False:
-            need = self._needs[i] = necessary_literals(self.rules[i].compiled.condition)
-        return need  # type: ignore[return-value]
+    def needs(self, i: int) -> tuple[Need, ...]:
+        """The rule's clauses (`prefilter.necessary_clauses`): () for a rule evaluated on every event."""
+        found = self._needs[i]
+        if found is None:
+            found = self._needs[i] = necessary_clauses(self.rules[i].compiled.condition)
+        return found
 
     def select(self, i: int) -> Select:
         select = self._selects[i]
@@ -128,12 +129,13 @@ class Matcher:
         if not self.routed(key):
             return SKIP_ANY
         plan = self.plan(key)
-        prefilter = plan.prefilter
-        if prefilter is None:
+        if plan.prefilter is None:
             return None
         if plan.unfiltered:
             # no record can be skipped, but the reader's text of each spares the keyword scan (`Event.text`)
-            return KEEP_ALL if prefilter.json is not None else None
+            return KEEP_ALL if plan.prefilter.json is not None else None
+        # a record is asked for its rules' first clauses only: one literal found ends the test
+        prefilter = Prefilter.build({i: self.needs(i)[:1] for i in plan.rules})
         names = {name.lower() for name in prefilter.fields}
         written = written_fields(key[1])
         derived = names & {name.lower() for name in written}
@@ -156,7 +158,7 @@ class Matcher:
             for k in _table_keys(key):
                 found.update(self._table.get(k, ()))
             rules = tuple(sorted(found))
-            needs = {i: n for i in rules if (n := self.need(i)) is not None}
+            needs = {i: n for i in rules if (n := self.needs(i))}
             unfiltered = frozenset(i for i in rules if i not in needs)
             prefilter = Prefilter.build(needs, written_fields(key[1])) if needs else None
             plan = Plan(rules, prefilter, unfiltered, tuple(sorted(unfiltered)))
@@ -192,7 +194,7 @@ class Matcher:
                 hits = prefilter.scan(batch)
                 todo = sorted(plan.unfiltered.union(prefilter.active_rules(hits))) if hits else plan.unfiltered_sorted
             for i in todo:
-                if prefilter is not None and i in prefilter.rule_literals:
+                if prefilter is not None and i in prefilter.rule_clauses:
                     candidates = prefilter.candidates(i, hits)
                     if not candidates:
                         continue

@@ -71,6 +71,24 @@ def necessary_literals(node: ir.Node) -> Need | None:
     return None
 
 
+# Clauses kept per rule: each more narrows the rows its rule is evaluated on, and costs an intersection.
+MAX_CLAUSES = 4
+
+
+def necessary_clauses(node: ir.Node) -> tuple[Need, ...]:
+    """Needs that all hold in every matching event (the children of an AND each give theirs), best first
+    (`_quality`), at most MAX_CLAUSES; () where there is none. The first is `necessary_literals`'s choice
+    for an AND of leaves, and the one a record is tested on before batching (`Matcher.record_filter`)."""
+    if isinstance(node, ir.And):
+        found: list[Need] = []
+        for child in node.children:
+            found.extend(necessary_clauses(child))
+        unique = list(dict.fromkeys(found))
+        return tuple(sorted(unique, key=_quality, reverse=True)[:MAX_CLAUSES])
+    need = necessary_literals(node)
+    return () if need is None else (need,)
+
+
 def _quality(need: Need) -> tuple[int, int]:
     # Prefer long shortest literals (rare matches), then fewer alternatives; a presence last of all.
     return (min(len(lit) if lit is not None else 0 for _, lit in need), -len(need))
@@ -81,7 +99,8 @@ class Prefilter:
     """Per route plan: automata per field over the literals of the plan's rules, and the presence fields."""
 
     automata: dict[str, ahocorasick.Automaton]
-    rule_literals: dict[int, list[tuple[str, int]]]  # rule index -> [(field, literal id)]
+    # rule index -> its clauses (`necessary_clauses`), each the literal ids of which one must occur
+    rule_clauses: dict[int, tuple[tuple[int, ...], ...]]
     literal_rules: dict[int, list[int]]  # literal id -> rule indexes that need it
     presence: dict[str, int]  # field -> the literal id of its presence
     # the keyword literals' test of an event's JSON text (`Event.text`), where there is one, and the fields
@@ -94,17 +113,21 @@ class Prefilter:
         return set(self.automata) | set(self.presence)
 
     @classmethod
-    def build(cls, needs: dict[int, Need], written: Iterable[str] = ()) -> Prefilter:
-        ids: dict[tuple[str, str], int] = {}
-        rule_literals: dict[int, list[tuple[str, int]]] = {}
+    def build(cls, needs: dict[int, tuple[Need, ...]], written: Iterable[str] = ()) -> Prefilter:
+        """`needs`: rule index -> its clauses (each a `Need`, at least one)."""
+        ids: dict[tuple[str, str | None], int] = {}
+        rule_clauses: dict[int, tuple[tuple[int, ...], ...]] = {}
         literal_rules: dict[int, list[int]] = {}
-        for rule, need in needs.items():
-            refs = []
-            for fname, lit in need:
-                lid = ids.setdefault((fname, lit), len(ids))
-                refs.append((fname, lid))
-                literal_rules.setdefault(lid, []).append(rule)
-            rule_literals[rule] = refs
+        for rule, clauses in needs.items():
+            refs: list[tuple[int, ...]] = []
+            for need in clauses:
+                lids = tuple(dict.fromkeys(ids.setdefault(alt, len(ids)) for alt in need))
+                refs.append(lids)
+                for lid in lids:
+                    rules = literal_rules.setdefault(lid, [])
+                    if not rules or rules[-1] != rule:
+                        rules.append(rule)
+            rule_clauses[rule] = tuple(refs)
         automata: dict[str, ahocorasick.Automaton] = {}
         presence: dict[str, int] = {}
         for (fname, lit), lid in ids.items():
@@ -119,7 +142,7 @@ class Prefilter:
             automaton.make_automaton()
         keywords = automata.get(KEYWORDS)
         json = json_keywords(keywords.keys()) if keywords is not None else None
-        return cls(automata, rule_literals, literal_rules, presence, json, tuple(sorted(written)))
+        return cls(automata, rule_clauses, literal_rules, presence, json, tuple(sorted(written)))
 
     def scan(self, batch: ColumnBatch) -> dict[int, list[int]]:
         """literal id -> rows (ascending, unique) where it occurs in its field.
@@ -172,7 +195,8 @@ class Prefilter:
                     rows.append(r)
 
     def active_rules(self, hits: dict[int, list[int]]) -> set[int]:
-        """Rules with at least one literal hit: the only prefiltered rules worth evaluating."""
+        """Rules with a literal hit: the only prefiltered rules worth evaluating (`candidates` then tells
+        whether each of their clauses has one)."""
         active: set[int] = set()
         literal_rules = self.literal_rules
         for lid in hits:
@@ -180,15 +204,32 @@ class Prefilter:
         return active
 
     def candidates(self, rule: int, hits: dict[int, list[int]]) -> list[int]:
-        refs = self.rule_literals[rule]
-        if len(refs) == 1:
-            return hits.get(refs[0][1], [])
-        found: set[int] = set()
-        for _, lid in refs:
-            rows = hits.get(lid)
-            if rows:
-                found.update(rows)
-        return sorted(found)
+        """The rows (ascending) where every clause of the rule has a literal."""
+        found: set[int] | None = None
+        for lids in self.rule_clauses[rule]:
+            if len(lids) == 1:
+                rows = hits.get(lids[0])
+                if not rows:
+                    return []
+                if found is None:
+                    if len(self.rule_clauses[rule]) == 1:
+                        return rows
+                    found = set(rows)
+                else:
+                    found.intersection_update(rows)
+            else:
+                either: set[int] = set()
+                for lid in lids:
+                    rows = hits.get(lid)
+                    if rows:
+                        either.update(rows)
+                if found is None:
+                    found = either
+                else:
+                    found &= either
+            if not found:
+                return []
+        return sorted(found) if found else []
 
 
 # What a RawPrefilter remembers, bounded against hostile input (endless distinct values or key lists): the
