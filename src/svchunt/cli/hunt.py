@@ -174,43 +174,22 @@ def hunt(
     # stops walking them again and again while incidents and outputs are built (`_collector_thawed` ends it).
     gc.freeze()
 
+    from svchunt.cli.side_writer import SideWriter
     from svchunt.correlate.incidents import build_incidents
 
-    incidents = build_incidents(result.alerts)
-    wrote: list[tuple[str, str]] = []
-    if jsonl_path:
-        from svchunt.outputs.jsonl import write_jsonl
-
-        write_jsonl(result.alerts, jsonl_path)
-        wrote.append(("alerts (JSON lines)", jsonl_path))
-    if csv_path:
-        from svchunt.outputs.csv_out import write_csv
-
-        write_csv(result.alerts, csv_path)
-        wrote.append(("alerts (CSV)", csv_path))
-    if html_path:
-        from svchunt.outputs.html_report import write_html
-
-        write_html(html_path, result=result, incidents=incidents)
-        wrote.append(("HTML report", html_path))
-    if navigator_path:
-        from svchunt.outputs.navigator import alerts_layer, write_layer
-
-        write_layer(alerts_layer(result.alerts), navigator_path)
-        wrote.append(("ATT&CK Navigator layer", navigator_path))
-    if case_path:
-        from svchunt.outputs.case import write_case
-
-        hosts = sorted({a.computer for a in result.alerts if a.computer})
-        meta = {"started": started, "finished": finished, "hosts": hosts,
-                "args": {"command": "hunt", "paths": list(paths), "rules": list(rule_paths), "builtin": not no_builtin}}
-        write_case(case_path, result, meta)
-        _write_case_incidents(case_path)
-        wrote.append(("case file", case_path))
-    wrote += _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err)
-    if summary_path:
-        _write_summary(result, summary_path, incidents)
-        wrote.append(("run summary (JSON)", summary_path))
+    # the outputs of the alerts alone are written beside the incidents (cli/side_writer.py)
+    side = SideWriter(_alert_outputs(result.alerts, jsonl_path, csv_path)).start()
+    try:
+        incidents = build_incidents(result.alerts)
+        wrote = _write_outputs(
+            result, incidents, paths, rule_paths, no_builtin, started, finished, html_path, navigator_path, case_path,
+            incidents_path, timesketch_path, ecs_path, summary_path, err,
+        )  # fmt: skip
+    except BaseException:
+        side.wait(report=False)  # this error is the one reported
+        raise
+    side.wait()
+    wrote = [(job.label, job.path) for job in side.jobs] + wrote
     if not quiet:
         from svchunt.outputs.terminal import render_summary
 
@@ -218,6 +197,60 @@ def hunt(
     if result.stats.records_read == 0:
         err.print("[red]nothing could be read from the given paths[/red]")
         sys.exit(1)
+
+
+def _alert_outputs(alerts, jsonl_path: str | None, csv_path: str | None):
+    from svchunt.cli.side_writer import OutputJob
+
+    jobs = []
+    if jsonl_path:
+        from svchunt.outputs.jsonl import write_jsonl
+
+        jobs.append(OutputJob("alerts (JSON lines)", jsonl_path, lambda: write_jsonl(alerts, jsonl_path)))
+    if csv_path:
+        from svchunt.outputs.csv_out import write_csv
+
+        jobs.append(OutputJob("alerts (CSV)", csv_path, lambda: write_csv(alerts, csv_path)))
+    return jobs
+
+
+def _write_outputs(
+    result, incidents, paths, rule_paths, no_builtin, started, finished, html_path, navigator_path, case_path,
+    incidents_path, timesketch_path, ecs_path, summary_path, err,
+) -> list[tuple[str, str]]:  # fmt: skip
+    """The outputs that need the incidents (and the small ones), in the process; (label, path) of each."""
+    from svchunt.cli.side_writer import OutputJob, run_job
+
+    wrote: list[tuple[str, str]] = []
+
+    def write(label: str, path: str, action) -> None:
+        run_job(OutputJob(label, path, action))
+        wrote.append((label, path))
+
+    if html_path:
+        from svchunt.outputs.html_report import write_html
+
+        write("HTML report", html_path, lambda: write_html(html_path, result=result, incidents=incidents))
+    if navigator_path:
+        from svchunt.outputs.navigator import alerts_layer, write_layer
+
+        write("ATT&CK Navigator layer", navigator_path, lambda: write_layer(alerts_layer(result.alerts), navigator_path))
+    if case_path:
+        from svchunt.outputs.case import write_case
+
+        hosts = sorted({a.computer for a in result.alerts if a.computer})
+        meta = {"started": started, "finished": finished, "hosts": hosts,
+                "args": {"command": "hunt", "paths": list(paths), "rules": list(rule_paths), "builtin": not no_builtin}}
+
+        def case() -> None:
+            write_case(case_path, result, meta)
+            _write_case_incidents(case_path)
+
+        write("case file", case_path, case)
+    wrote += _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err)
+    if summary_path:
+        write("run summary (JSON)", summary_path, lambda: _write_summary(result, summary_path, incidents))
+    return wrote
 
 
 def _write_case_incidents(case_path: str) -> None:
@@ -229,23 +262,27 @@ def _write_case_incidents(case_path: str) -> None:
 
 
 def _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err) -> list[tuple[str, str]]:
+    from svchunt.cli.side_writer import OutputJob, run_job
+
     wrote: list[tuple[str, str]] = []
     if incidents_path:
         from svchunt.outputs.incidents_out import write_incidents
 
-        write_incidents(incidents, incidents_path)
+        run_job(OutputJob("incidents (JSON lines)", incidents_path, lambda: write_incidents(incidents, incidents_path)))
         wrote.append(("incidents (JSON lines)", incidents_path))
     if timesketch_path:
         from svchunt.outputs.timesketch import write_timesketch
 
-        stats = write_timesketch(result.alerts, incidents, timesketch_path)
+        untimed: list[int] = []
+        run_job(OutputJob("Timesketch timeline", timesketch_path,
+                          lambda: untimed.append(write_timesketch(result.alerts, incidents, timesketch_path).untimed)))
         wrote.append(("Timesketch timeline", timesketch_path))
-        if stats.untimed:
-            err.print(f"{stats.untimed} alert(s) without a time are not in the Timesketch timeline", markup=False)
+        if untimed and untimed[0]:
+            err.print(f"{untimed[0]} alert(s) without a time are not in the Timesketch timeline", markup=False)
     if ecs_path:
         from svchunt.outputs.ecs import write_ecs
 
-        write_ecs(result.alerts, incidents, ecs_path)
+        run_job(OutputJob("ECS documents (JSON lines)", ecs_path, lambda: write_ecs(result.alerts, incidents, ecs_path)))
         wrote.append(("ECS documents (JSON lines)", ecs_path))
     return wrote
 
