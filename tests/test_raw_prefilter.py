@@ -266,3 +266,19 @@ def test_what_the_raw_test_remembers_is_bounded(tmp_path: Path) -> None:
     assert len(test._layouts) <= prefilter.MAX_LAYOUTS
     assert not test({"Image": "C:\\Temp\\evil.exe"}), "still answers after forgetting"
     assert not test({"Image": "C:\\Temp\\evil.exe" + "\\" * 1000 + "evil.exe"})
+
+
+def test_a_single_non_ascii_letter_is_a_literal_to_prefilter_on(tmp_path: Path) -> None:
+    """A Cyrillic letter is two bytes (SigmaHQ's homoglyph rules): rare enough to prefilter on, so records
+    without it are skipped; a record with it, in either case, is kept and matched."""
+    m = rules_matcher(tmp_path, {
+        "homoglyph": (PROCESS, "    sel: {CommandLine|contains: ['а', 'о']}\n    condition: sel\n"),
+    })  # fmt: skip
+    assert m.record_filter(("microsoft-windows-sysmon/operational", 1)) is not None
+    cases = {
+        "latin only": ({"Image": "C:\\x\\notepad.exe", "CommandLine": "notepad a.txt"}, (True, False)),
+        "cyrillic a": ({"Image": "C:\\x\\notepad.exe", "CommandLine": "n\u043etepad.exe"}, (False, True)),
+        "capital": ({"Image": "C:\\x\\notepad.exe", "CommandLine": "NOTEP\u0410D"}, (False, True)),
+    }
+    for name, (data, want) in cases.items():
+        assert _skipped_and_matched(m, _record(1, data)) == want, name

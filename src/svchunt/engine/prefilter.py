@@ -33,8 +33,10 @@ Need = tuple[tuple[str, str | None], ...]
 
 
 def _usable(literal: str) -> bool:
-    # Bytes, not characters: a single emoji is as rare as three ASCII letters.
-    return len(literal.encode("utf-8")) >= MIN_LITERAL
+    # Bytes, not characters: a single emoji is as rare as three ASCII letters, and a single Cyrillic or Greek
+    # letter (two bytes) in a Windows log as rare as an ASCII pair is common (SigmaHQ's homoglyph rules).
+    size = len(literal.encode("utf-8"))
+    return size >= MIN_LITERAL or (size == MIN_LITERAL - 1 and not literal.isascii())
 
 
 def necessary_literals(node: ir.Node) -> Need | None:
