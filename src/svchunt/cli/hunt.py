@@ -223,9 +223,10 @@ def _write_outputs(
 
     wrote: list[tuple[str, str]] = []
 
-    def write(label: str, path: str, action) -> None:
-        run_job(OutputJob(label, path, action))
+    def write(label: str, path: str, action):
+        result = run_job(OutputJob(label, path, action))
         wrote.append((label, path))
+        return result
 
     if html_path:
         from svchunt.outputs.html_report import write_html
@@ -247,7 +248,21 @@ def _write_outputs(
             _write_case_incidents(case_path)
 
         write("case file", case_path, case)
-    wrote += _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err)
+    if incidents_path:
+        from svchunt.outputs.incidents_out import write_incidents
+
+        write("incidents (JSON lines)", incidents_path, lambda: write_incidents(incidents, incidents_path))
+    if timesketch_path:
+        from svchunt.outputs.timesketch import write_timesketch
+
+        stats = write("Timesketch timeline", timesketch_path,
+                      lambda: write_timesketch(result.alerts, incidents, timesketch_path))  # fmt: skip
+        if stats.untimed:
+            err.print(f"{stats.untimed} alert(s) without a time are not in the Timesketch timeline", markup=False)
+    if ecs_path:
+        from svchunt.outputs.ecs import write_ecs
+
+        write("ECS documents (JSON lines)", ecs_path, lambda: write_ecs(result.alerts, incidents, ecs_path))
     if summary_path:
         write("run summary (JSON)", summary_path, lambda: _write_summary(result, summary_path, incidents))
     return wrote
@@ -259,32 +274,6 @@ def _write_case_incidents(case_path: str) -> None:
     from svchunt.outputs.case import read_case, write_incidents_table
 
     write_incidents_table(case_path, build_incidents(read_case(case_path).alerts))
-
-
-def _write_incident_outputs(result, incidents, incidents_path, timesketch_path, ecs_path, err) -> list[tuple[str, str]]:
-    from svchunt.cli.side_writer import OutputJob, run_job
-
-    wrote: list[tuple[str, str]] = []
-    if incidents_path:
-        from svchunt.outputs.incidents_out import write_incidents
-
-        run_job(OutputJob("incidents (JSON lines)", incidents_path, lambda: write_incidents(incidents, incidents_path)))
-        wrote.append(("incidents (JSON lines)", incidents_path))
-    if timesketch_path:
-        from svchunt.outputs.timesketch import write_timesketch
-
-        untimed: list[int] = []
-        run_job(OutputJob("Timesketch timeline", timesketch_path,
-                          lambda: untimed.append(write_timesketch(result.alerts, incidents, timesketch_path).untimed)))
-        wrote.append(("Timesketch timeline", timesketch_path))
-        if untimed and untimed[0]:
-            err.print(f"{untimed[0]} alert(s) without a time are not in the Timesketch timeline", markup=False)
-    if ecs_path:
-        from svchunt.outputs.ecs import write_ecs
-
-        run_job(OutputJob("ECS documents (JSON lines)", ecs_path, lambda: write_ecs(result.alerts, incidents, ecs_path)))
-        wrote.append(("ECS documents (JSON lines)", ecs_path))
-    return wrote
 
 
 def _write_summary(result, path: str, incidents=()) -> None:

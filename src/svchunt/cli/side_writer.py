@@ -31,9 +31,10 @@ def output_error(label: str, path: str, exc: OSError) -> click.ClickException:
     return click.ClickException(f"cannot write {label} to {path}: {exc.strerror or exc}")
 
 
-def run_job(job: OutputJob) -> None:
+def run_job(job: OutputJob) -> object:
+    """The job's own result; an OSError as `output_error`."""
     try:
-        job.write()
+        return job.write()
     except OSError as exc:
         raise output_error(job.label, job.path, exc) from None
 

@@ -135,17 +135,15 @@ class Matcher:
             # no record can be skipped, but the reader's text of each spares the keyword scan (`Event.text`)
             return KEEP_ALL if plan.prefilter.json is not None else None
         # a record is asked for its rules' first clauses only: one literal found ends the test
-        prefilter = Prefilter.build({i: self.needs(i)[:1] for i in plan.rules})
-        names = {name.lower() for name in prefilter.fields}
         written = written_fields(key[1])
+        prefilter = Prefilter.build({i: self.needs(i)[:1] for i in plan.rules}, written)
+        names = {name.lower() for name in prefilter.fields}
         derived = names & {name.lower() for name in written}
         gate = GATES.get(key[1]) if derived else None  # type: ignore[arg-type]
         if names & _NOT_RAW or (derived and gate is None):
             # a need on a header or derived field: only the normalised fields can say
-            return RawPrefilter(prefilter.automata, prefilter.presence, normalised=True, written=written)
-        return RawPrefilter(
-            prefilter.automata, prefilter.presence, gate=gate, gated=frozenset(derived), written=written
-        )
+            return RawPrefilter(prefilter, normalised=True)
+        return RawPrefilter(prefilter, gate=gate, gated=frozenset(derived))
 
     def plan(self, key: RouteKey) -> Plan:
         """The rules a (channel, EventID) group meets, and the literal prefilter over them."""

@@ -185,9 +185,7 @@ class Prefilter:
         json, written = self.json, self.written
         for r, event in enumerate(batch.events):
             text = event.text
-            if json is not None and text is not None and json.absent(text) and not written_hit(
-                event.fields, written, automaton
-            ):
+            if json is not None and text is not None and keywords_ruled_out(json, text, event.fields, written, automaton):
                 continue
             for lid in {lid for _, lid in automaton.iter(batch.fulltext_folded(r))}:
                 rows = hits.get(lid)
@@ -207,15 +205,16 @@ class Prefilter:
 
     def candidates(self, rule: int, hits: dict[int, list[int]]) -> list[int]:
         """The rows (ascending) where every clause of the rule has a literal."""
+        clauses = self.rule_clauses[rule]
         found: set[int] | None = None
-        for lids in self.rule_clauses[rule]:
+        for lids in clauses:
             if len(lids) == 1:
                 rows = hits.get(lids[0])
                 if not rows:
                     return []
                 if found is None:
-                    if len(self.rule_clauses[rule]) == 1:
-                        return rows
+                    if len(clauses) == 1:
+                        return rows  # already ascending and unique
                     found = set(rows)
                 else:
                     found.intersection_update(rows)
@@ -263,13 +262,12 @@ class RawPrefilter:
 
     def __init__(
         self,
-        automata: dict[str, ahocorasick.Automaton],
-        presence: Iterable[str] = (),
+        prefilter: Prefilter,
         normalised: bool = False,
         gate: Callable[[dict[str, Any]], frozenset[str]] | None = None,
         gated: frozenset[str] = frozenset(),
-        written: frozenset[str] = frozenset(),
     ):
+        automata, presence = prefilter.automata, prefilter.presence
         by_name: dict[str, list[ahocorasick.Automaton]] = {}
         for name, automaton in automata.items():
             if name != KEYWORDS:
@@ -282,11 +280,11 @@ class RawPrefilter:
         self._remembered = 0
         self._layouts: dict[tuple[str, ...], tuple[tuple[str, tuple[ahocorasick.Automaton, ...], bool, dict[str, bool]], ...]] = {}
         self._keywords = keywords = automata.get(KEYWORDS)
-        # keywords asked of the record's JSON text where they can be (`json_keywords`): then also of the
-        # fields derivation may write on the group's events (`written`, exact names), which no raw text holds
-        self._json = json_keywords(keywords.keys()) if keywords is not None else None
-        self._written = tuple(sorted(written))
-        self.normalised = normalised or (keywords is not None and (self._json is None or bool(written)))
+        # keywords asked of the record's JSON text where they can be (`Prefilter.json`): then also of the
+        # fields derivation may write on the group's events (exact names), which no raw text holds
+        self._json = prefilter.json
+        self._written = prefilter.written
+        self.normalised = normalised or (keywords is not None and (self._json is None or bool(self._written)))
         # raw test of a plan that needs derived fields (`gated`, lower-cased): `gate` says from the raw
         # fields which of them derivation may write (`normalise.derived.GATES`); if one, only the full path
         self._gate = gate
@@ -334,7 +332,7 @@ class RawPrefilter:
         if text is None or self._json is None:
             # the exact test, of the normalised fields (never of raw EventData alone: headers are values too)
             return data is not None and next(keywords.iter(keyword_text(data).lower()), None) is None
-        return self._json.absent(text) and (data is None or not written_hit(data, self._written, keywords))
+        return keywords_ruled_out(self._json, text, data, self._written, keywords)
 
     def _remember(self, memo: dict[str, bool], value: str, found: bool) -> None:
         if self._remembered >= MAX_MEMO:
@@ -356,8 +354,15 @@ class RawPrefilter:
         return layout
 
 
-def written_hit(fields: dict[str, Any], written: tuple[str, ...], automaton: ahocorasick.Automaton) -> bool:
-    """Whether a literal of `automaton` is in one of the `written` fields (derived, so in no JSON text)."""
+def keywords_ruled_out(
+    json: JsonKeywords, text: str, fields: dict[str, Any] | None, written: tuple[str, ...], automaton: ahocorasick.Automaton
+) -> bool:
+    """True when no keyword literal (`automaton`) can be in the event: none in its JSON text (`Event.text`),
+    and none in the `written` fields derivation gave it (which no such text holds)."""
+    return json.absent(text) and (fields is None or not _written_hit(fields, written, automaton))
+
+
+def _written_hit(fields: dict[str, Any], written: tuple[str, ...], automaton: ahocorasick.Automaton) -> bool:
     for name in written:
         value = fields.get(name)
         if value is None:
